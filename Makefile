@@ -1,0 +1,63 @@
+# llm-usage: `make run` starts the proxy, `make test` runs the whole suite.
+# Both build .venv/ (Python >= 3.12) and install the pinned requirements when needed.
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PORT      ?= 8080
+HOST      ?= 0.0.0.0
+ARGS      ?=
+STAMP_RUN := $(VENV)/.installed-runtime
+STAMP_TEST:= $(VENV)/.installed-test
+
+.PHONY: run test lint bench bench-stats venv browser clean
+
+$(PY):
+	@interp=$$(sh tools/find-python.sh) || exit 1; \
+	echo "Creating $(VENV) with $$interp"; \
+	"$$interp" -m venv $(VENV)
+
+$(STAMP_RUN): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(STAMP_TEST): requirements.txt requirements-test.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	@touch $@ $(STAMP_RUN)
+
+venv: $(STAMP_RUN)
+
+# The reverse URL is only mitmproxy's required default upstream: every request is routed
+# by its first path segment (/openai/..., /anthropic/...), so it is never contacted.
+run: $(STAMP_RUN)
+	@echo "llm-usage: proxy on http://$(HOST):$(PORT)/<provider>/...  dashboard: http://localhost:$(PORT)/dashboard  database: $${PROXY_DB_PATH:-./usage.db}"
+	exec $(VENV)/bin/mitmdump -s addon.py --mode reverse:http://127.0.0.1:9 \
+		--listen-host $(HOST) -p $(PORT) --set flow_detail=0 $(ARGS)
+
+# Browser tests need Debian's chromium (never a downloaded browser). Installed when we
+# can (root with apt-get); otherwise those tests skip and say why.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing chromium for the browser tests (apt-get)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "NOTE: could not install chromium; the browser tests will be skipped"; \
+	else \
+		echo "NOTE: /usr/bin/chromium is missing and cannot be installed here (needs root + apt-get); the browser tests will be skipped"; \
+	fi
+
+test: $(STAMP_TEST) browser
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP_TEST)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check llm_usage addon.py
+	$(PY) -m mypy llm_usage addon.py
+
+bench: $(STAMP_TEST)
+	$(PY) bench/bench_proxy.py $(ARGS)
+
+bench-stats: $(STAMP_TEST)
+	$(PY) bench/bench_stats.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

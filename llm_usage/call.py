@@ -1,0 +1,22 @@
+"""Per-flow facts the router learns and the recorder needs, kept in ``flow.metadata``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Provider
+from .parsers import WireFormat
+from .streaming import StreamTee
+
+CALL_KEY = "llm_usage.call"
+
+
+@dataclass(slots=True)
+class Call:
+    provider: Provider
+    format: WireFormat
+    path: str
+    """Upstream path without the query: the row's ``endpoint`` (never the query string)."""
+    injected_usage: bool = False
+    tee: StreamTee | None = None
+    logged: bool = False

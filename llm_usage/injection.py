@@ -1,0 +1,87 @@
+"""``stream_options.include_usage`` for OpenAI-format streaming requests that lack it.
+
+Without it OpenAI and most OpenAI-compatible servers send no usage at all in a stream
+(https://platform.openai.com/docs/api-reference/chat/create#chat-create-stream_options),
+so the call could never be priced. When the proxy adds it, OpenAI also adds
+``"usage": null`` to every chunk and one extra ``choices: []`` chunk with the usage; the
+``UsageChunkFilter`` removes both from what the client receives, so the client sees the
+stream it asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_INJECTABLE_PATH = re.compile(r"/(?:chat/completions|completions)$")
+
+
+def inject_include_usage(path: str, body: bytes) -> bytes | None:
+    """The request body with ``include_usage`` turned on, or ``None`` to leave it unchanged
+    (not a streaming chat/completions call, not JSON, or usage already requested)."""
+    if not _INJECTABLE_PATH.search(path) or b'"stream"' not in body:
+        return None
+    try:
+        request: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(request, dict) or request.get("stream") is not True:
+        return None
+    options = request.get("stream_options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or options.get("include_usage") is True:
+        return None
+    request["stream_options"] = {**options, "include_usage": True}
+    return json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_NULL_USAGE_FIELD = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,')
+
+
+class UsageChunkFilter:
+    """Drops the usage-only chunk and the ``"usage": null`` fields the injection caused.
+
+    Works on whole SSE events (a partial event is held until it completes -- an SSE
+    client cannot act on half an event anyway). Memory is bounded: a tail longer than
+    ``max_bytes`` is passed through unfiltered.
+    """
+
+    __slots__ = ("_buf", "max_bytes")
+
+    def __init__(self, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self._buf = b""
+        self.max_bytes = max_bytes
+
+    def __call__(self, data: bytes) -> bytes:
+        buf = self._buf + data if self._buf else data
+        ends = list(_EVENT_END.finditer(buf))
+        if not ends:
+            if len(buf) > self.max_bytes:
+                self._buf = b""
+                return buf
+            self._buf = buf
+            return b""
+        out = []
+        start = 0
+        for match in ends:
+            out.append(self._filter_event(buf[start : match.end()]))
+            start = match.end()
+        self._buf = buf[start:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        tail, self._buf = self._buf, b""
+        return self._filter_event(tail) if tail else b""
+
+    @staticmethod
+    def _filter_event(event: bytes) -> bytes:
+        if b'"usage"' not in event:
+            return event
+        if _EMPTY_CHOICES.search(event) and _USAGE_OBJECT.search(event):
+            return b""
+        return _NULL_USAGE_FIELD.sub(b"", event)

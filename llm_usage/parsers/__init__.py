@@ -1,0 +1,81 @@
+"""One parser per wire format, chosen through a table -- never an if/elif on providers.
+
+``wire_format(default, path)`` picks the format a call actually spoke: several providers
+serve more than one (Ollama, Moonshot, Z.ai and MiniMax offer an Anthropic-compatible
+``/v1/messages`` next to their OpenAI-compatible API; Gemini offers ``/v1beta/openai/``;
+ollama.com serves both ``/v1/*`` and the native ``/api/*``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..usage import Usage
+from . import anthropic, gemini, ollama, openai
+
+
+class StreamParser(Protocol):
+    def feed(self, chunk: bytes) -> None: ...
+    def finish(self) -> Usage: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WireFormat:
+    name: str
+    parse_response: Callable[[bytes], Usage]
+    stream_parser: Callable[[str], StreamParser]
+    requested_model: Callable[[str, dict[str, Any]], str | None]
+    """The model the client asked for (body or URL): the row's model when the response names none."""
+
+
+FORMATS: dict[str, WireFormat] = {
+    "openai": WireFormat("openai", openai.parse_response, openai.StreamParser, openai.requested_model),
+    "anthropic": WireFormat("anthropic", anthropic.parse_response, anthropic.StreamParser, anthropic.requested_model),
+    "gemini": WireFormat("gemini", gemini.parse_response, gemini.StreamParser, gemini.requested_model),
+    "ollama": WireFormat("ollama", ollama.parse_response, ollama.StreamParser, ollama.requested_model),
+}
+
+# First match wins; a path matching none is parsed by the provider's own format.
+ENDPOINT_FORMATS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"/v1/messages$|:(?:stream)?[Rr]awPredict$"), "anthropic"),
+    (re.compile(r":(?:stream)?[Gg]enerateContent$"), "gemini"),
+    (re.compile(r"^/api/(?:chat|generate|embed|embeddings)$"), "ollama"),
+    (re.compile(r"/(?:chat/completions|completions|embeddings|responses)$"), "openai"),
+)
+
+
+def wire_format(default: str, path: str) -> WireFormat:
+    """The format of the call to ``path`` (query already removed)."""
+    for pattern, name in ENDPOINT_FORMATS:
+        if pattern.search(path):
+            return FORMATS[name]
+    return FORMATS[default]
+
+
+_STREAM_CONTENT_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
+_GEMINI_ARRAY_STREAM = re.compile(r":streamGenerateContent$")
+
+
+def is_streamed(content_type: str, path: str) -> bool:
+    """Is this response a stream? Decided from the response, not the request's flag:
+    SSE, NDJSON (Ollama streams when ``stream`` is absent), or Gemini's JSON-array
+    ``streamGenerateContent`` (``application/json``)."""
+    ct = content_type.lower()
+    if any(kind in ct for kind in _STREAM_CONTENT_TYPES):
+        return True
+    return "json" in ct and bool(_GEMINI_ARRAY_STREAM.search(path))
+
+
+def parse_whole(fmt: WireFormat, body: bytes, content_type: str) -> Usage:
+    """A complete body: a stream read at once goes through the stream parser."""
+    if any(kind in content_type.lower() for kind in _STREAM_CONTENT_TYPES):
+        parser = fmt.stream_parser(content_type)
+        parser.feed(body)
+        return parser.finish()
+    return fmt.parse_response(body)
+
+
+__all__ = ["FORMATS", "StreamParser", "Usage", "WireFormat", "is_streamed", "parse_whole", "wire_format"]

@@ -1,0 +1,122 @@
+"""Anthropic Messages API (and the Anthropic-compatible ``/v1/messages`` of Ollama,
+Moonshot, Z.ai, MiniMax and Vertex AI's ``:rawPredict``).
+
+Counts (https://docs.anthropic.com/en/api/messages#response-usage): ``input_tokens``
+EXCLUDES cached tokens, so the contract's input is
+``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``
+(https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching#tracking-cache-performance).
+``output_tokens`` already includes extended-thinking tokens, which Anthropic does not
+report separately, so ``reasoning_tokens`` stays NULL.
+
+Streams (https://docs.anthropic.com/en/docs/build-with-claude/streaming#event-types):
+``message_start`` carries ``message.usage`` (input and cache counts, a provisional
+output count); each ``message_delta`` carries cumulative ``usage`` whose non-null fields
+overwrite the earlier ones (older API versions send only ``output_tokens`` there; newer
+ones repeat the input and cache counts).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..usage import Usage
+from .common import as_int, error_message, get_path, load_json
+from .framing import SSEFramer
+
+_MODEL_IN_PATH = re.compile(r"/models/([^/:]+)(?::|$)")
+_RAW_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def _merge(into: dict[str, int], usage: Any) -> None:
+    if not isinstance(usage, dict):
+        return
+    for key in _RAW_FIELDS:
+        value = as_int(usage.get(key))
+        if value is not None:
+            into[key] = value
+
+
+def _to_usage(raw: dict[str, int], model: str | None, status: str) -> Usage:
+    if "input_tokens" not in raw and "output_tokens" not in raw:
+        return Usage(model=model)
+    cache_write = raw.get("cache_creation_input_tokens")
+    cache_read = raw.get("cache_read_input_tokens")
+    return Usage(
+        model=model,
+        input_tokens=raw.get("input_tokens", 0) + (cache_write or 0) + (cache_read or 0),
+        output_tokens=raw.get("output_tokens", 0),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        status=status,  # type: ignore[arg-type]
+    )
+
+
+def requested_model(path: str, request: dict[str, Any]) -> str | None:
+    """The body's ``model``; on Vertex AI it sits in the URL
+    (``.../publishers/anthropic/models/claude-3-7-sonnet@20250219:rawPredict``)."""
+    model = request.get("model")
+    if isinstance(model, str) and model:
+        return model
+    match = _MODEL_IN_PATH.search(path)
+    return match.group(1) if match else None
+
+
+def parse_response(body: bytes) -> Usage:
+    obj = load_json(body)
+    if not isinstance(obj, dict):
+        return Usage()
+    model = obj.get("model") if isinstance(obj.get("model"), str) else None
+    if obj.get("type") == "error" or ("error" in obj and "usage" not in obj):
+        return Usage(model=model, error=error_message(obj))
+    raw: dict[str, int] = {}
+    _merge(raw, obj.get("usage"))
+    return _to_usage(raw, model, "complete")
+
+
+class StreamParser:
+    __slots__ = ("_error", "_final", "_framer", "_model", "_raw")
+
+    def __init__(self, content_type: str = "") -> None:
+        self._framer = SSEFramer()
+        self._raw: dict[str, int] = {}
+        self._model: str | None = None
+        self._final = False
+        self._error: str | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        for event, data in self._framer.feed(chunk):
+            self._on_event(event, data)
+
+    def _on_event(self, event: bytes, data: bytes) -> None:
+        # Most events are content_block_delta: skip them without parsing JSON.
+        if event:
+            if event not in (b"message_start", b"message_delta", b"error"):
+                return
+        elif b'"message_start"' not in data and b'"message_delta"' not in data and b'"error"' not in data:
+            return
+        obj = load_json(data)
+        if not isinstance(obj, dict):
+            return
+        kind = obj.get("type")
+        if kind == "message_start":
+            message = obj.get("message")
+            model = get_path(message, "model")
+            if isinstance(model, str) and model:
+                self._model = model
+            _merge(self._raw, get_path(message, "usage"))
+        elif kind == "message_delta":
+            usage = obj.get("usage")
+            if isinstance(usage, dict):
+                _merge(self._raw, usage)
+                self._final = True
+        elif kind == "error":
+            self._error = error_message(obj)
+
+    def finish(self) -> Usage:
+        for event, data in self._framer.flush():
+            self._on_event(event, data)
+        status = "complete" if self._final else "partial"
+        usage = _to_usage(self._raw, self._model, status)
+        warnings = (f"{self._framer.dropped} over-long SSE line(s) skipped",) if self._framer.dropped else ()
+        return usage.with_(error=self._error, warnings=warnings)

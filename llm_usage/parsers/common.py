@@ -1,0 +1,82 @@
+"""Small pure helpers shared by the per-format parsers."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+MAX_ERROR_CHARS = 500
+
+
+def load_json(body: bytes | str) -> Any:
+    """Parse JSON, returning ``None`` for anything that is not JSON (an HTML error page...)."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def as_int(value: Any) -> int | None:
+    """A token count as an int; ``None`` for absent, null, booleans or garbage."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def as_decimal(value: Any) -> Decimal | None:
+    """A provider-reported cost as an exact Decimal (from the JSON number's own digits)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float, str)):
+        try:
+            result = Decimal(str(value))
+        except InvalidOperation:
+            return None
+        return result if result.is_finite() else None
+    return None
+
+
+def get_path(obj: Any, *keys: str) -> Any:
+    """``obj[k1][k2]...`` or ``None`` when any step is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def error_message(body: bytes | str | Any) -> str | None:
+    """The provider's own error message from an error body, in any of the shapes seen.
+
+    OpenAI-compatible and Anthropic: ``{"error": {"message": ...}}``; Gemini (google.rpc):
+    the same, sometimes wrapped in a one-element list; Ollama: ``{"error": "..."}``;
+    others: ``{"message": ...}`` or ``{"detail": ...}``. A non-JSON body is returned as
+    (truncated) text so the row still says something.
+    """
+    data = load_json(body) if isinstance(body, (bytes, str)) else body
+    if isinstance(data, list) and data:
+        data = data[0]
+    message: Any = None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            message = err.get("message") or err.get("type") or err.get("status") or err.get("code")
+        elif isinstance(err, str):
+            message = err
+        if not message:
+            message = data.get("message") or data.get("detail")
+    if message is None and isinstance(body, (bytes, str)) and data is None:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        message = " ".join(text.split())
+    if message is None:
+        return None
+    if not isinstance(message, str):
+        message = json.dumps(message)
+    return message[:MAX_ERROR_CHARS] or None

@@ -1,0 +1,97 @@
+"""Gemini ``generateContent`` / ``streamGenerateContent`` (Google AI and Vertex AI).
+
+Counts (https://ai.google.dev/api/generate-content#UsageMetadata):
+``promptTokenCount`` INCLUDES ``cachedContentTokenCount``; ``candidatesTokenCount``
+EXCLUDES ``thoughtsTokenCount`` (thinking is billed as output,
+https://ai.google.dev/gemini-api/docs/thinking#pricing), so output = candidates +
+thoughts, as llm-gemini does. ``toolUsePromptTokenCount`` (tokens of tool results, e.g.
+search grounding) sits outside ``promptTokenCount`` and is billed as input, so it is
+added to input. ``totalTokenCount`` = prompt + toolUsePrompt + candidates + thoughts.
+
+Streams repeat a cumulative ``usageMetadata`` in every chunk (the first ones may lack
+``candidatesTokenCount``, and ``promptTokenCount`` may change): the LAST one wins. The
+stream is SSE with ``?alt=sse``, otherwise one JSON array sent element by element.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..usage import Usage
+from .common import as_int, error_message, load_json
+from .framing import JSONArrayFramer, SSEFramer
+
+_USAGE_METADATA = re.compile(rb'"usageMetadata"\s*:\s*\{')
+_MODEL_IN_PATH = re.compile(r"/models/([^/:]+)(?::|$)")
+
+
+def requested_model(path: str, request: dict[str, Any]) -> str | None:
+    """Gemini names the model in the URL: ``/v1beta/models/gemini-2.5-flash:generateContent``
+    (the body's ``model``, when an SDK sends one, is ``models/<name>``)."""
+    match = _MODEL_IN_PATH.search(path)
+    if match:
+        return match.group(1)
+    model = request.get("model")
+    return model.removeprefix("models/") if isinstance(model, str) and model else None
+
+
+def _from_document(obj: Any, status: str = "complete") -> Usage:
+    if isinstance(obj, list):  # a non-streamed read of an array stream: last element wins
+        with_usage = [o for o in obj if isinstance(o, dict) and "usageMetadata" in o]
+        obj = with_usage[-1] if with_usage else (obj[-1] if obj else None)
+    if not isinstance(obj, dict):
+        return Usage()
+    model = obj.get("modelVersion") if isinstance(obj.get("modelVersion"), str) else None
+    if model:
+        model = model.removeprefix("models/")
+    meta = obj.get("usageMetadata")
+    if not isinstance(meta, dict):
+        err = error_message(obj) if obj.get("error") else None
+        return Usage(model=model, error=err)
+    prompt = as_int(meta.get("promptTokenCount"))
+    tool_prompt = as_int(meta.get("toolUsePromptTokenCount"))
+    candidates = as_int(meta.get("candidatesTokenCount"))
+    thoughts = as_int(meta.get("thoughtsTokenCount"))
+    if prompt is None and candidates is None and thoughts is None:
+        return Usage(model=model)
+    return Usage(
+        model=model,
+        input_tokens=(prompt or 0) + (tool_prompt or 0),
+        output_tokens=(candidates or 0) + (thoughts or 0),
+        cache_read_tokens=as_int(meta.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
+        status=status,  # type: ignore[arg-type]
+    )
+
+
+def parse_response(body: bytes) -> Usage:
+    return _from_document(load_json(body))
+
+
+class StreamParser:
+    __slots__ = ("_any", "_framer", "_last", "_sse")
+
+    def __init__(self, content_type: str = "") -> None:
+        self._sse = "event-stream" in content_type
+        self._framer: SSEFramer | JSONArrayFramer = SSEFramer() if self._sse else JSONArrayFramer()
+        self._last: bytes | None = None
+        self._any: bytes | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        for item in self._framer.feed(chunk):
+            self._on_element(item[1] if isinstance(item, tuple) else item)
+
+    def _on_element(self, data: bytes) -> None:
+        if _USAGE_METADATA.search(data):
+            self._last = data  # cumulative: parse only the last one, at the end
+        elif self._any is None or b'"error"' in data:
+            self._any = data
+
+    def finish(self) -> Usage:
+        for item in self._framer.flush():
+            self._on_element(item[1] if isinstance(item, tuple) else item)
+        warnings = (f"{self._framer.dropped} over-long stream element(s) skipped",) if self._framer.dropped else ()
+        data = self._last if self._last is not None else self._any
+        usage = _from_document(load_json(data)) if data is not None else Usage()
+        return usage.with_(warnings=warnings)

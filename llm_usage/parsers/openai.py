@@ -1,0 +1,176 @@
+"""OpenAI wire format: chat completions, legacy completions, embeddings, Responses API.
+
+Also every OpenAI-compatible provider (OpenRouter, NVIDIA, Moonshot, Z.ai, MiniMax,
+Ollama's ``/v1``, Groq, DeepSeek, xAI, ...), each with its quirks handled here by reading
+the numbers, never by provider name.
+
+Counts (https://platform.openai.com/docs/api-reference/chat/object#chat/object-usage,
+https://platform.openai.com/docs/api-reference/responses/object#responses/object-usage):
+
+- ``prompt_tokens`` / ``input_tokens`` INCLUDE ``*_tokens_details.cached_tokens``.
+- ``completion_tokens`` / ``output_tokens`` INCLUDE ``*_tokens_details.reasoning_tokens``
+  -- except on xAI, whose ``completion_tokens`` leave reasoning out
+  (``total_tokens = prompt + completion + reasoning``,
+  https://docs.x.ai/docs/guides/reasoning); detected from that sum.
+- Embeddings report no output: output is 0.
+- ``prompt_tokens_details.cache_write_tokens`` (OpenRouter, Avian) is the cache write count.
+- DeepSeek also reports ``prompt_cache_hit_tokens`` (same as ``cached_tokens``):
+  https://api-docs.deepseek.com/api/create-chat-completion
+- ``usage.cost`` (OpenRouter, Vercel AI Gateway, Avian) is the provider's own charge in USD:
+  https://openrouter.ai/docs/use-cases/usage-accounting
+
+Streams: chat chunks carry ``usage`` on a final ``choices: []`` chunk
+(``stream_options.include_usage``), or on the ``finish_reason`` chunk (DeepSeek, Z.ai,
+Mistral, OpenRouter), or also under ``x_groq.usage`` (Groq, repeated up to three times);
+the usage is a running total, so the LAST non-null one counts, once. The Responses API
+sends it in ``response.completed`` / ``response.incomplete`` / ``response.failed``:
+https://platform.openai.com/docs/api-reference/responses-streaming
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..usage import Usage
+from .common import as_decimal, as_int, error_message, get_path, load_json
+from .framing import SSEFramer
+
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_RESPONSE_TERMINAL = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
+_MODEL_ATTEMPTS = 8
+
+
+def usage_from_object(u: dict[str, Any]) -> dict[str, Any]:
+    """Normalise one OpenAI-style ``usage`` object to the contract's fields."""
+    input_tokens = as_int(u.get("prompt_tokens"))
+    if input_tokens is None:
+        input_tokens = as_int(u.get("input_tokens"))
+    output_tokens = as_int(u.get("completion_tokens"))
+    if output_tokens is None:
+        output_tokens = as_int(u.get("output_tokens"))
+    input_details = u.get("prompt_tokens_details") or u.get("input_tokens_details") or {}
+    output_details = u.get("completion_tokens_details") or u.get("output_tokens_details") or {}
+    cache_read = as_int(get_path(input_details, "cached_tokens"))
+    if cache_read is None:
+        cache_read = as_int(u.get("prompt_cache_hit_tokens"))
+    # Chat usage from OpenRouter/Avian carries real cache writes; OpenAI's Responses API
+    # reports a cache_write_tokens that OpenAI never bills (its caching is automatic and
+    # writes are free), so it is not taken as a cache-write count.
+    cache_write = as_int(get_path(u.get("prompt_tokens_details"), "cache_write_tokens"))
+    reasoning = as_int(get_path(output_details, "reasoning_tokens"))
+    total = as_int(u.get("total_tokens"))
+    if input_tokens is not None and output_tokens is None:
+        output_tokens = 0  # embeddings: prompt_tokens and total_tokens only
+    if (
+        reasoning
+        and input_tokens is not None
+        and output_tokens is not None
+        and total == input_tokens + output_tokens + reasoning
+    ):
+        output_tokens += reasoning  # xAI: completion_tokens excludes reasoning
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
+        "reasoning_tokens": reasoning,
+        "provider_cost_usd": as_decimal(u.get("cost")),
+    }
+
+
+def _usage_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The usage object of a chat/completions/embeddings body or chunk, or of a Response."""
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        usage = get_path(obj, "x_groq", "usage")  # Groq streams
+    return usage if isinstance(usage, dict) else None
+
+
+def _from_document(obj: Any, status: str = "complete") -> Usage:
+    if not isinstance(obj, dict):
+        return Usage()
+    model = obj.get("model") or None
+    usage = _usage_of(obj)
+    if usage is None:
+        err = error_message(obj) if "error" in obj and obj.get("error") else None
+        return Usage(model=model if isinstance(model, str) else None, error=err)
+    fields = usage_from_object(usage)
+    if fields["input_tokens"] is None and fields["output_tokens"] is None:
+        return Usage(model=model if isinstance(model, str) else None)
+    return Usage(model=model if isinstance(model, str) else None, status=status, **fields)  # type: ignore[arg-type]
+
+
+def requested_model(path: str, request: dict[str, Any]) -> str | None:
+    model = request.get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def parse_response(body: bytes) -> Usage:
+    """A whole (non-streamed) response body."""
+    return _from_document(load_json(body))
+
+
+class StreamParser:
+    """SSE stream of chat/legacy completion chunks or Responses API events."""
+
+    __slots__ = ("_framer", "_last_usage_data", "_model", "_model_attempts", "_terminal", "_warnings")
+
+    def __init__(self, content_type: str = "") -> None:
+        self._framer = SSEFramer()
+        self._model: str | None = None
+        self._model_attempts = 0
+        self._last_usage_data: bytes | None = None
+        self._terminal: Usage | None = None
+        self._warnings: list[str] = []
+
+    def feed(self, chunk: bytes) -> None:
+        for _event, data in self._framer.feed(chunk):
+            self._on_data(data)
+
+    def _on_data(self, data: bytes) -> None:
+        if data == b"[DONE]":
+            return
+        if _RESPONSE_TERMINAL.search(data):
+            self._on_response_terminal(data)
+            return
+        if _USAGE_OBJECT.search(data):
+            # Parsed once at the end: usage repeats (Groq) and the last one wins.
+            self._last_usage_data = data
+        elif self._model is None and self._model_attempts < _MODEL_ATTEMPTS and b'"model"' in data:
+            self._model_attempts += 1
+            obj = load_json(data)
+            model = obj.get("model") or get_path(obj, "response", "model") if isinstance(obj, dict) else None
+            if isinstance(model, str) and model:
+                self._model = model
+
+    def _on_response_terminal(self, data: bytes) -> None:
+        obj = load_json(data)
+        response = get_path(obj, "response")
+        if not isinstance(response, dict):
+            self._warnings.append("unreadable Responses API terminal event")
+            return
+        usage = _from_document(response)
+        err = get_path(response, "error", "message")
+        if obj.get("type") == "response.failed" and isinstance(err, str):  # type: ignore[union-attr]
+            usage = usage.with_(error=err)
+        self._terminal = usage
+
+    def finish(self) -> Usage:
+        for _event, data in self._framer.flush():
+            self._on_data(data)
+        if self._framer.dropped:
+            self._warnings.append(f"{self._framer.dropped} over-long SSE line(s) skipped")
+        warnings = tuple(self._warnings)
+        if self._terminal is not None:
+            result = self._terminal
+            if result.model is None:
+                result = result.with_(model=self._model)
+            return result.with_(warnings=warnings)
+        if self._last_usage_data is not None:
+            obj = load_json(self._last_usage_data)
+            result = _from_document(obj)
+            if result.model is None:
+                result = result.with_(model=self._model)
+            return result.with_(warnings=warnings)
+        return Usage(model=self._model, warnings=warnings)

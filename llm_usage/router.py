@@ -1,0 +1,72 @@
+"""Routing: ``/<provider>/<rest>?<query>`` -> ``<base_url>/<rest>?<query>``.
+
+Method, headers (the client's own credentials included) and body pass unchanged; only
+the target and Host change (and ``stream_options.include_usage`` may be injected, see
+``injection.py``). Unknown slugs get a 404 listing the providers and are never forwarded.
+Upstream TLS is verified by mitmproxy (``ssl_insecure`` stays off).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from mitmproxy import http
+from mitmproxy.net.http import url
+
+from .call import CALL_KEY, Call
+from .config import RESERVED_SLUGS
+from .injection import inject_include_usage
+from .parsers import wire_format
+from .routes import RouteError, parse_route
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def json_response(status: int, payload: dict[str, object]) -> http.Response:
+    return http.Response.make(
+        status,
+        json.dumps(payload).encode(),
+        {"content-type": "application/json", "cache-control": "no-store"},
+    )
+
+
+class Router:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:  # answered already (the proxy's own pages)
+            return
+        try:
+            route = parse_route(flow.request.path)
+        except RouteError as exc:
+            flow.response = json_response(400, {"error": f"refused: {exc}"})
+            return
+        if route.slug in RESERVED_SLUGS:
+            return
+        provider = self.settings.providers.get(route.slug)
+        if provider is None:
+            flow.response = json_response(
+                404,
+                {
+                    "error": f"unknown provider {route.slug!r}: use http://<proxy>/<provider>/...",
+                    "providers": sorted(self.settings.providers),
+                },
+            )
+            return
+        request = flow.request
+        request.scheme = provider.scheme
+        request.host = provider.host
+        request.port = provider.port
+        request.path = provider.base_path + route.path + route.query
+        request.host_header = url.hostport(provider.scheme, provider.host, provider.port)
+        fmt = wire_format(provider.format, route.path)
+        call = Call(provider=provider, format=fmt, path=route.path)
+        if provider.inject_stream_usage and fmt.name == "openai" and request.content:
+            injected = inject_include_usage(route.path, request.content)
+            if injected is not None:
+                request.content = injected
+                call.injected_usage = True
+        flow.metadata[CALL_KEY] = call

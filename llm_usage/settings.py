@@ -1,0 +1,96 @@
+"""The ``llm_usage_*`` options and what they configure: providers, prices, the database.
+
+Option defaults come from the environment (and a ``.env`` in the working directory);
+an explicit ``--set`` wins. Every value is validated in ``configure``: a bad file or key
+raises ``OptionsError`` naming it, so mitmproxy refuses to start with it.
+
+It also sets what reverse mode with a per-path upstream needs: mitmproxy's default
+``connection_strategy=eager`` connects to the ``--mode reverse:`` URL before the request
+is read, which fails (or wastes a connection) when every request goes elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Set
+
+from mitmproxy import ctx, exceptions
+
+from .config import ConfigError, Provider, env_default, load_price_tables, load_providers, read_dotenv
+from .pricing import Pricer
+from .storage import UsageWriter, open_database
+
+logger = logging.getLogger(__name__)
+
+DB_OPTION = "llm_usage_db"
+PROVIDERS_OPTION = "llm_usage_providers"
+PRICING_OPTION = "llm_usage_pricing"
+OLLAMA_OPTION = "llm_usage_ollama_base_url"
+
+
+class Settings:
+    def __init__(self) -> None:
+        self.providers: dict[str, Provider] = {}
+        self.pricer = Pricer({}, {})
+        self.writer: UsageWriter | None = None
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        dotenv = read_dotenv()
+        loader.add_option(
+            DB_OPTION,
+            str,
+            env_default("PROXY_DB_PATH", "./usage.db", dotenv),
+            "SQLite file the requests are logged to (env PROXY_DB_PATH).",
+        )
+        loader.add_option(PROVIDERS_OPTION, str, "", "YAML file merged per slug over the built-in providers.yaml.")
+        loader.add_option(
+            PRICING_OPTION,
+            str,
+            "",
+            "YAML or JSON file of prices (USD per million tokens) that win over the built-in ones.",
+        )
+        loader.add_option(
+            OLLAMA_OPTION,
+            str,
+            env_default("OLLAMA_BASE_URL", "http://localhost:11434", dotenv),
+            "Upstream of the ollama slug (env OLLAMA_BASE_URL).",
+        )
+
+    def configure(self, updated: Set[str]) -> None:
+        if "connection_strategy" in updated and ctx.options.connection_strategy == "eager":
+            ctx.options.connection_strategy = "lazy"
+            logger.info(
+                "llm-usage: connection_strategy set to lazy: each request is routed by its path, "
+                "so no connection is opened before the request is read"
+            )
+        if updated & {PROVIDERS_OPTION, OLLAMA_OPTION}:
+            try:
+                self.providers = load_providers(
+                    ctx.options.llm_usage_providers, {OLLAMA_OPTION: ctx.options.llm_usage_ollama_base_url}
+                )
+            except ConfigError as exc:
+                raise exceptions.OptionsError(f"llm_usage_providers: {exc}") from exc
+        if PRICING_OPTION in updated:
+            try:
+                self.pricer = Pricer(*load_price_tables(ctx.options.llm_usage_pricing))
+            except ConfigError as exc:
+                raise exceptions.OptionsError(f"llm_usage_pricing: {exc}") from exc
+        if DB_OPTION in updated:
+            self._open_writer(ctx.options.llm_usage_db)
+
+    def _open_writer(self, path: str) -> None:
+        if not path:
+            raise exceptions.OptionsError("llm_usage_db: must name a SQLite file")
+        try:
+            open_database(path).close()  # fail at start, naming the file, if it is unusable
+        except Exception as exc:
+            raise exceptions.OptionsError(f"llm_usage_db: cannot use {path!r}: {exc}") from exc
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = UsageWriter(path)
+        logger.info("llm-usage: logging requests to %s", path)
+
+    def done(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -1,0 +1,133 @@
+"""Rows go to SQLite on a writer thread, never on mitmproxy's event loop.
+
+mitmproxy sends the end of a response only after the ``response`` hook returns, so any
+I/O there is latency every client pays; and a sqlite-utils ``Database`` is bound to the
+thread that opened it. Hooks therefore only ``submit`` a row; the thread batches what is
+queued into one transaction. ``close`` (mitmproxy's ``done``: quit or script reload)
+flushes every pending row. A database failure is logged loudly and retried; it never
+reaches the user's traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from .schema import migrate
+
+logger = logging.getLogger(__name__)
+
+BATCH_MAX = 500
+RETRY_SECONDS = 2.0
+MAX_PENDING_ON_FAILURE = 100_000
+"""Rows kept in memory while the database is failing; older ones are dropped (and counted)."""
+
+_STOP = object()
+
+
+def open_database(path: str | Path) -> Database:
+    """Open (creating if needed) and migrate the database; raises on an unusable path."""
+    db = Database(str(path))
+    migrate(db)
+    return db
+
+
+class UsageWriter:
+    """Owns the database connection on its own thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="llm-usage-writer", daemon=True)
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+        self._thread.start()
+
+    def submit(self, row: dict[str, Any]) -> None:
+        self._queue.put(row)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted row is written (or the timeout passes)."""
+        done = threading.Event()
+        self._queue.put(done)  # set by the thread once every row queued before it is written
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.error("llm-usage: the database writer did not finish within %.0fs; rows may be lost", timeout)
+
+    def _run(self) -> None:
+        db: Database | None = None
+        pending: list[dict[str, Any]] = []
+        stopping = False
+        while True:
+            if not pending:
+                item = self._queue.get()
+                items = [item]
+            else:
+                items = []
+            while len(items) + len(pending) < BATCH_MAX:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            markers: list[threading.Event] = []
+            for item in items:
+                if item is _STOP:
+                    stopping = True
+                elif isinstance(item, threading.Event):
+                    markers.append(item)
+                else:
+                    pending.append(item)
+            if pending:
+                try:
+                    if db is None:
+                        db = open_database(self.path)
+                    db.table("requests").insert_all(pending, batch_size=BATCH_MAX)
+                    self.written += len(pending)
+                    pending = []
+                except (sqlite3.Error, OSError) as exc:
+                    self.failures += 1
+                    logger.error(
+                        "llm-usage: could not write %d row(s) to %s: %s (will retry; traffic is unaffected)",
+                        len(pending),
+                        self.path,
+                        exc,
+                    )
+                    db = _close_quietly(db)
+                    if len(pending) > MAX_PENDING_ON_FAILURE:
+                        overflow = len(pending) - MAX_PENDING_ON_FAILURE
+                        self.dropped += overflow
+                        pending = pending[overflow:]
+                        logger.error("llm-usage: dropped %d unwritten row(s) while the database fails", overflow)
+                    if stopping:
+                        logger.error("llm-usage: shutting down with %d row(s) not written", len(pending))
+                        break
+                    time.sleep(RETRY_SECONDS)
+                    for marker in markers:
+                        self._queue.put(marker)
+                    continue
+            for marker in markers:
+                marker.set()
+            if stopping:
+                break
+        _close_quietly(db)
+
+
+def _close_quietly(db: Database | None) -> None:
+    if db is not None:
+        try:
+            db.close()
+        except sqlite3.Error:
+            pass
+    return None

@@ -1,0 +1,53 @@
+"""The one `Usage` value every parser returns.
+
+Token semantics are the same for every provider (see CONTRACT.md):
+
+- ``input_tokens``: every input token billed, cached ones included.
+- ``output_tokens``: every output token billed, reasoning included.
+- ``cache_read_tokens`` / ``cache_write_tokens`` / ``reasoning_tokens``: subsets of the
+  above, ``None`` where the provider did not report them.
+
+``status`` says how far the numbers can be trusted: ``complete`` (the provider's final
+usage was seen), ``partial`` (a stream was cut short; counts are what was seen) or
+``missing`` (the provider sent no usage at all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Literal
+
+UsageStatus = Literal["complete", "partial", "missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    provider_cost_usd: Decimal | None = None
+    status: UsageStatus = "missing"
+    error: str | None = None
+    """The provider's own error message (HTTP error body, ``response.failed``, ...)."""
+    warnings: tuple[str, ...] = ()
+    """Things the parser skipped (an over-long line, undecodable JSON); never fatal."""
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+    @property
+    def has_counts(self) -> bool:
+        return self.input_tokens is not None or self.output_tokens is not None
+
+    def with_(self, **changes: object) -> Usage:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+EMPTY = Usage()
