@@ -6,7 +6,7 @@ realistic bodies and streams; request headers steer the odd cases:
   body (from ../shared/fixtures or tests/fixtures), whatever the path.
 - ``X-Mock-Encoding: gzip|br|deflate|zstd``: content-encode the response.
 - ``X-Mock-Pace-Ms: N``: sleep N ms between stream events.
-- ``X-Mock-Events: N``: number of content events in a stream (default 5).
+- ``X-Mock-Events: N``: number of content events in a stream (default 6).
 - ``X-Mock-Cut-After: N``: reset the connection after N stream events.
 - ``X-Mock-Status: N``: answer with that HTTP error status and a provider-style error body.
 
@@ -149,7 +149,7 @@ class MockUpstream:
                 "method": request.method,
                 "path": request.path,
                 "query": request.query_string,
-                "headers": dict(request.headers),
+                "headers": {k.lower(): v for k, v in request.headers.items()},
                 "body": raw.decode("utf-8", "replace"),
             }
         )
@@ -245,7 +245,7 @@ class MockUpstream:
 
     @staticmethod
     def _n_events(request: web.Request) -> int:
-        return int(request.headers.get("X-Mock-Events", "5"))
+        return int(request.headers.get("X-Mock-Events", "6"))
 
     def _words(self, request: web.Request) -> list[str]:
         n = self._n_events(request)
