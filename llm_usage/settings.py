@@ -33,6 +33,7 @@ class Settings:
         self.providers: dict[str, Provider] = {}
         self.pricer = Pricer({}, {})
         self.writer: UsageWriter | None = None
+        self._running = False
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         dotenv = read_dotenv()
@@ -69,26 +70,40 @@ class Settings:
                     ctx.options.llm_usage_providers, {OLLAMA_OPTION: ctx.options.llm_usage_ollama_base_url}
                 )
             except ConfigError as exc:
-                raise exceptions.OptionsError(f"llm_usage_providers: {exc}") from exc
+                self._reject(f"llm_usage_providers: {exc}")
         if PRICING_OPTION in updated:
             try:
                 self.pricer = Pricer(*load_price_tables(ctx.options.llm_usage_pricing))
             except ConfigError as exc:
-                raise exceptions.OptionsError(f"llm_usage_pricing: {exc}") from exc
+                self._reject(f"llm_usage_pricing: {exc}")
         if DB_OPTION in updated:
             self._open_writer(ctx.options.llm_usage_db)
 
     def _open_writer(self, path: str) -> None:
         if not path:
-            raise exceptions.OptionsError("llm_usage_db: must name a SQLite file")
+            self._reject("llm_usage_db: must name a SQLite file")
+            return
         try:
             open_database(path).close()  # fail at start, naming the file, if it is unusable
-        except Exception as exc:
-            raise exceptions.OptionsError(f"llm_usage_db: cannot use {path!r}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - sqlite3/OSError/corrupt file: all refuse the option
+            self._reject(f"llm_usage_db: cannot use {path!r}: {exc}")
+            return
         if self.writer is not None:
             self.writer.close()
         self.writer = UsageWriter(path)
         logger.info("llm-usage: logging requests to %s", path)
+
+    def _reject(self, message: str) -> None:
+        """Refuse a bad value. While running, mitmproxy rolls the option back on
+        ``OptionsError``. At start-up a script's exception would be printed as a traceback,
+        so the message is logged as an error instead -- and mitmproxy's start-up error
+        check exits ("Error logged during startup, exiting...")."""
+        if self._running:
+            raise exceptions.OptionsError(message)
+        logger.error("llm-usage: %s", message)
+
+    def running(self) -> None:
+        self._running = True
 
     def done(self) -> None:
         if self.writer is not None:

@@ -29,7 +29,8 @@ def proxy(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> I
     # Extra slugs: one per wire format for replaying recorded traffic of providers outside
     # the built-in ten, and one whose upstream is down (nothing listens on port 9).
     extra = "".join(
-        f'fx-{fmt}: {{base_url: "{upstream.url}", format: {fmt}}}\n' for fmt in ("openai", "anthropic", "gemini", "ollama")
+        f'fx-{fmt}: {{base_url: "{upstream.url}", format: {fmt}}}\n'
+        for fmt in ("openai", "anthropic", "gemini", "ollama")
     )
     extra += 'deadend: {base_url: "http://127.0.0.1:9", format: openai}\n'
     providers = providers_file(workdir, upstream.url, extra)

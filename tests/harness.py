@@ -20,7 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
 MITMWEB = Path(sys.executable).with_name("mitmweb")
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
-ALL_SLUGS = ("openai", "anthropic", "gemini", "nvidia", "openrouter", "moonshot", "zai", "minimax", "ollama", "ollama-cloud")
+ALL_SLUGS = (
+    "openai",
+    "anthropic",
+    "gemini",
+    "nvidia",
+    "openrouter",
+    "moonshot",
+    "zai",
+    "minimax",
+    "ollama",
+    "ollama-cloud",
+)
 
 
 def free_port() -> int:
@@ -59,16 +70,29 @@ class Proxy:
         self.db_path = workdir / "usage.db"
         self.log_path = workdir / f"{program.name}-{self.port}.log"
         self._log = self.log_path.open("wb")
-        cmd = [str(program), "-s", str(ROOT / "addon.py"), "--mode", "reverse:http://127.0.0.1:9",
-               "--listen-host", "127.0.0.1", "-p", str(self.port), "--set", f"llm_usage_db={self.db_path}", *args]
+        cmd = [
+            str(program),
+            "-s",
+            str(ROOT / "addon.py"),
+            "--mode",
+            "reverse:http://127.0.0.1:9",
+            "--listen-host",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "--set",
+            f"llm_usage_db={self.db_path}",
+            *args,
+        ]
         if program == MITMWEB:
             self.web_port = free_port()
             cmd += ["--set", f"web_port={self.web_port}", "--set", "web_open_browser=false"]
-        self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(
+            cmd, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         try:
             wait_for_port(self.port, proc=self.proc)
-        except Exception:
+        except (RuntimeError, TimeoutError):
             self.stop()
             raise RuntimeError(f"proxy failed to start:\n{self.output()}") from None
 
@@ -119,4 +143,6 @@ class Proxy:
                 time.sleep(0.05)  # a chance for an unexpected extra row to show up too
                 return self.query("select * from requests where id > :after order by id", {"after": after_id})
             time.sleep(0.05)
-        raise AssertionError(f"expected {count} new row(s) after id {after_id}, got {len(rows)}:\n{self.output()[-3000:]}")
+        raise AssertionError(
+            f"expected {count} new row(s) after id {after_id}, got {len(rows)}:\n{self.output()[-3000:]}"
+        )

@@ -205,9 +205,7 @@ def test_ollama_native_streams_when_stream_is_absent(proxy: Proxy, new_rows) -> 
 def test_upstream_error_is_a_row_with_the_providers_message(proxy: Proxy, new_rows) -> None:
     client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY, max_retries=0)
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(
-            model="gpt-4o-mini", messages=[], extra_headers={"X-Mock-Status": "400"}
-        )
+        client.chat.completions.create(model="gpt-4o-mini", messages=[], extra_headers={"X-Mock-Status": "400"})
     claude = anthropic.Anthropic(base_url=f"{proxy.url}/anthropic", api_key=KEY, max_retries=0)
     with pytest.raises(anthropic.APIStatusError):
         claude.messages.create(
