@@ -71,6 +71,20 @@ def m004_client_and_cache_savings(db: Database) -> None:
     _add_columns(db, {"client": str, "cache_savings_usd": float})
 
 
+ROW_COLUMNS = (
+    *[c for c in SEED_COLUMNS if c != "id"],
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "ttft_ms",
+    "cost_source",
+    "usage_status",
+    "client",
+    "cache_savings_usd",
+)
+"""Every column a logged call fills, in the order the migrations add them."""
+
+
 def migrate(db: Database) -> None:
     """Bring ``db`` to the current schema (idempotent) and turn on WAL."""
     db.enable_wal()

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .schema import migrate
+from .schema import ROW_COLUMNS, migrate
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ MAX_PENDING_ON_FAILURE = 100_000
 """Rows kept in memory while the database is failing; older ones are dropped (and counted)."""
 
 _STOP = object()
+_INSERT_SQL = "INSERT INTO requests ({}) VALUES ({})".format(
+    ", ".join(f"[{c}]" for c in ROW_COLUMNS), ", ".join(f":{c}" for c in ROW_COLUMNS)
+)
 
 
 def open_database(path: str | Path) -> Database:
@@ -37,6 +40,16 @@ def open_database(path: str | Path) -> Database:
     db = Database(str(path))
     migrate(db)
     return db
+
+
+def insert_rows(db: Database, rows: list[dict[str, Any]]) -> None:
+    """One transaction of plain INSERTs with named parameters.
+
+    Not ``Table.insert_all``: that would silently re-create a missing table with only the
+    columns it sees; a broken database must fail loudly instead.
+    """
+    with db.conn:
+        db.conn.executemany(_INSERT_SQL, ({c: row.get(c) for c in ROW_COLUMNS} for row in rows))
 
 
 class UsageWriter:
@@ -93,7 +106,7 @@ class UsageWriter:
                 try:
                     if db is None:
                         db = open_database(self.path)
-                    db.table("requests").insert_all(pending, batch_size=BATCH_MAX)
+                    insert_rows(db, pending)
                     self.written += len(pending)
                     pending = []
                 except (sqlite3.Error, OSError) as exc:

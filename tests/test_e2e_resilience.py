@@ -1,0 +1,60 @@
+"""The user's traffic never breaks: a broken database, mitmweb, reloads."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import openai
+
+from tests.harness import MITMWEB, Proxy, providers_file
+from tests.mock_upstream import MockUpstream
+
+
+def test_database_failure_is_loud_but_traffic_flows(upstream: MockUpstream, tmp_path: Path) -> None:
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"])
+    try:
+        httpx.post(f"{proxy.url}/openai/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": []})
+        proxy.rows_after(0, 1)
+        conn = sqlite3.connect(proxy.db_path)
+        conn.execute("drop table requests")  # the database breaks under the running proxy
+        conn.commit()
+        conn.close()
+        for stream in (False, True):
+            response = httpx.post(
+                f"{proxy.url}/openai/v1/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": [], "stream": stream},
+            )
+            assert response.status_code == 200 and b"Hello" in response.content
+        deadline = time.monotonic() + 10
+        while "could not write" not in proxy.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "could not write" in proxy.output() and "traffic is unaffected" in proxy.output()
+    finally:
+        proxy.stop()
+
+
+def test_quit_flushes_pending_rows(upstream: MockUpstream, tmp_path: Path) -> None:
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"])
+    client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key="k")
+    for _ in range(20):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[])
+    assert proxy.stop() == 0
+    rows = sqlite3.connect(proxy.db_path).execute("select count(*) from requests").fetchone()
+    assert rows == (20,)
+
+
+def test_mitmweb_works_the_same(upstream: MockUpstream, tmp_path: Path) -> None:
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"],
+                  program=MITMWEB)
+    try:
+        client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key="k")
+        client.chat.completions.create(model="gpt-4o-mini", messages=[])
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True))
+        rows = proxy.rows_after(0, 2)
+        assert [r["streaming"] for r in rows] == [0, 1]
+        assert all(r["input_tokens"] == 53 and r["cost_usd"] for r in rows)
+    finally:
+        proxy.stop()

@@ -1,0 +1,75 @@
+"""The writer thread: batches, flushes on close, survives database failures loudly."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from llm_usage import storage
+from llm_usage.storage import UsageWriter, open_database
+
+
+def _row(i: int) -> dict[str, object]:
+    return {"timestamp": f"2026-11-29T00:00:{i % 60:02d}.000+00:00", "provider": "openai", "model": "m",
+            "endpoint": "/v1/chat/completions", "method": "POST", "input_tokens": i, "output_tokens": 1,
+            "total_tokens": i + 1, "streaming": 0, "status_code": 200}
+
+
+def test_rows_are_written_and_close_flushes_everything(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    open_database(path).close()
+    writer = UsageWriter(path)
+    for i in range(1234):
+        writer.submit(_row(i))
+    writer.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("select count(*), sum(input_tokens) from requests").fetchone() == (1234, sum(range(1234)))
+    assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_flush_waits_for_rows_submitted_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    writer = UsageWriter(path)
+    writer.submit(_row(1))
+    assert writer.flush(10)
+    assert sqlite3.connect(path).execute("select count(*) from requests").fetchone() == (1,)
+    writer.close()
+
+
+def test_database_failure_is_loud_retried_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "RETRY_SECONDS", 0.05)
+    path = tmp_path / "u.db"
+    open_database(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("drop table requests")  # someone broke the database under us
+    conn.commit()
+    writer = UsageWriter(path)
+    with caplog.at_level(logging.ERROR, logger="llm_usage.storage"):
+        writer.submit(_row(7))
+        for _ in range(100):
+            if writer.failures:
+                break
+            __import__("time").sleep(0.02)
+    assert writer.failures >= 1
+    assert any("could not write 1 row(s)" in r.getMessage() for r in caplog.records)
+    # repaired: the migrations run again on reconnect and re-create the table
+    conn.execute("delete from _sqlite_migrations")
+    conn.commit()
+    assert writer.flush(10)
+    writer.close()
+    assert sqlite3.connect(path).execute("select input_tokens from requests").fetchall() == [(7,)]
+
+
+def test_open_database_migrates_idempotently(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    open_database(path).close()
+    db = open_database(path)
+    columns = set(db.table("requests").columns_dict)
+    assert {"cache_read_tokens", "ttft_ms", "cost_source", "usage_status", "client", "cache_savings_usd"} <= columns
+    assert {idx.columns[0] for idx in db.table("requests").indexes} >= {"timestamp", "provider", "model"}
