@@ -117,7 +117,8 @@ class UsageWriter:
                         self.path,
                         exc,
                     )
-                    db = _close_quietly(db)
+                    _close_quietly(db)
+                    db = None
                     if len(pending) > MAX_PENDING_ON_FAILURE:
                         overflow = len(pending) - MAX_PENDING_ON_FAILURE
                         self.dropped += overflow
@@ -143,4 +144,3 @@ def _close_quietly(db: Database | None) -> None:
             db.close()
         except sqlite3.Error:
             pass
-    return None

@@ -58,3 +58,25 @@ def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.skip(f"recorded provider traffic not found at {SHARED_FIXTURES} (it lives beside the repo)")
     return SHARED_FIXTURES
+
+
+@pytest.fixture
+def addon_context(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The three proxy addons inside mitmproxy's test context (taddons: unstable API, pinned).
+
+    Yields ``(settings, router, recorder, tctx)`` configured with a temporary database.
+    """
+    from mitmproxy.test import taddons
+
+    from llm_usage.recorder import UsageRecorder
+    from llm_usage.router import Router
+    from llm_usage.settings import Settings
+
+    settings = Settings()
+    router = Router(settings)
+    recorder = UsageRecorder(settings)
+    with taddons.context(settings, router, recorder) as tctx:
+        tctx.options.update(llm_usage_db=str(tmp_path / "usage.db"))
+        settings.configure(set(tctx.options.keys()))  # as at start-up: every option "updated"
+        yield settings, router, recorder, tctx
+        settings.done()

@@ -1,0 +1,74 @@
+"""The router and recorder hooks on mitmproxy test flows (no network)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from mitmproxy.test import tflow, tutils
+
+from llm_usage.call import CALL_KEY
+
+
+def _flow(path: str, body: dict[str, object], headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    request = tutils.treq(method=b"POST", path=path.encode(), content=json.dumps(body).encode())
+    request.headers["content-type"] = "application/json"
+    for key, value in (headers or {}).items():
+        request.headers[key] = value
+    return tflow.tflow(req=request)
+
+
+def test_routing_rewrites_target_and_host_only(addon_context) -> None:
+    _settings, router, _recorder, _ = addon_context
+    flow = _flow("/openai/v1/chat/completions?x=1", {"model": "m"}, {"Authorization": "Bearer k"})
+    router.request(flow)
+    req = flow.request
+    assert (req.scheme, req.host, req.port, req.path) == ("https", "api.openai.com", 443, "/v1/chat/completions?x=1")
+    assert req.headers["host"] == "api.openai.com" and req.headers["authorization"] == "Bearer k"
+    assert json.loads(req.content or b"") == {"model": "m"}  # not streaming: body unchanged
+    assert flow.metadata[CALL_KEY].format.name == "openai"
+
+
+def test_only_streamed_responses_get_a_stream_callable(addon_context) -> None:
+    _settings, router, recorder, _ = addon_context
+    buffered = _flow("/openai/v1/chat/completions", {"model": "m"})
+    router.request(buffered)
+    buffered.response = tutils.tresp(content=b"{}", headers=[(b"content-type", b"application/json")])
+    recorder.responseheaders(buffered)
+    assert not buffered.response.stream
+    streamed = _flow("/openai/v1/chat/completions", {"model": "m", "stream": True})
+    router.request(streamed)
+    assert json.loads(streamed.request.content or b"")["stream_options"] == {"include_usage": True}
+    streamed.response = tutils.tresp(content=None, headers=[(b"content-type", b"text/event-stream")])
+    recorder.responseheaders(streamed)
+    assert callable(streamed.response.stream)
+
+
+def test_a_logged_call_becomes_a_row_and_the_flow_comment(addon_context) -> None:
+    settings, router, recorder, _ = addon_context
+    flow = _flow("/anthropic/v1/messages", {"model": "claude-sonnet-4-5"}, {"User-Agent": "claude-cli/2.0.1"})
+    router.request(flow)
+    body = {"model": "claude-sonnet-4-5-20250929", "usage": {"input_tokens": 3, "output_tokens": 33,
+                                                              "cache_read_input_tokens": 1111,
+                                                              "cache_creation_input_tokens": 418}}
+    flow.response = tutils.tresp(content=json.dumps(body).encode(), headers=[(b"content-type", b"application/json")])
+    recorder.responseheaders(flow)
+    recorder.response(flow)
+    recorder.error(flow)  # a late error hook must not add a second row
+    assert flow.comment.startswith("anthropic  claude-sonnet-4-5-20250929  in 1,532 (cached 1,111)")
+    assert settings.writer.flush(10)
+    rows = sqlite3.connect(settings.writer.path).execute(
+        "select model, input_tokens, output_tokens, client, usage_status from requests"
+    ).fetchall()
+    assert rows == [("claude-sonnet-4-5-20250929", 1532, 33, "Claude Code", "complete")]
+
+
+def test_local_answers_are_not_rows(addon_context) -> None:
+    settings, router, recorder, _ = addon_context
+    flow = _flow("/nope/v1/x", {})
+    router.request(flow)
+    assert flow.response is not None and flow.response.status_code == 404
+    recorder.response(flow)
+    assert CALL_KEY not in flow.metadata
+    assert settings.writer.flush(10)
+    assert sqlite3.connect(settings.writer.path).execute("select count(*) from requests").fetchone() == (0,)
