@@ -17,11 +17,11 @@ $(PY):
 	"$$interp" -m venv $(VENV)
 
 $(STAMP_RUN): requirements.txt | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -qq --disable-pip-version-check -r requirements.txt
 	@touch $@
 
 $(STAMP_TEST): requirements.txt requirements-test.txt | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	$(PY) -m pip install -qq --disable-pip-version-check -r requirements-test.txt
 	@touch $@ $(STAMP_RUN)
 
 venv: $(STAMP_RUN)
