@@ -20,38 +20,56 @@ def _zlib_decoder(wbits: int) -> Decoder:
     return obj.decompress
 
 
-def _deflate_decoder() -> Decoder:
-    """HTTP "deflate" is zlib-wrapped by the RFC, raw deflate in practice by some servers."""
-    state: dict[str, Decoder] = {}
+def _is_zlib_header(head: bytes) -> bool:
+    """RFC 1950: CM = 8 (deflate) and the 16-bit header is a multiple of 31."""
+    return head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
 
-    def decode(chunk: bytes) -> bytes:
-        if "impl" not in state:
-            try:
-                first = zlib.decompressobj(zlib.MAX_WBITS)
-                out = first.decompress(chunk)
-                state["impl"] = first.decompress
-                return out
-            except zlib.error:
-                state["impl"] = _zlib_decoder(-zlib.MAX_WBITS)
-        return state["impl"](chunk)
 
-    return decode
+class _DeflateDecoder:
+    """HTTP "deflate" is zlib-wrapped by the RFC (9110 §8.4.1.2), raw deflate in practice
+    from some servers. The first two bytes tell which; they may arrive one at a time."""
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._impl: Decoder | None = None
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if self._impl is None:
+            self._head += chunk
+            if len(self._head) < 2:
+                return b""
+            wbits = zlib.MAX_WBITS if _is_zlib_header(self._head) else -zlib.MAX_WBITS
+            self._impl = _zlib_decoder(wbits)
+            chunk, self._head = self._head, b""
+        return self._impl(chunk)
+
+
+class _ZstdDecoder:
+    """zstd content may hold several frames; a decompressobj handles one."""
+
+    def __init__(self) -> None:
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+
+    def __call__(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            if self._obj.eof:
+                self._obj = zstandard.ZstdDecompressor().decompressobj()
+            out.append(self._obj.decompress(chunk))
+            chunk = self._obj.unused_data if self._obj.eof else b""
+        return b"".join(out)
 
 
 def _brotli_decoder() -> Decoder:
     return brotli.Decompressor().process
 
 
-def _zstd_decoder() -> Decoder:
-    return zstandard.ZstdDecompressor().decompressobj().decompress
-
-
 _DECODERS: dict[str, Callable[[], Decoder]] = {
     "gzip": lambda: _zlib_decoder(16 + zlib.MAX_WBITS),
     "x-gzip": lambda: _zlib_decoder(16 + zlib.MAX_WBITS),
-    "deflate": _deflate_decoder,
+    "deflate": _DeflateDecoder,
     "br": _brotli_decoder,
-    "zstd": _zstd_decoder,
+    "zstd": _ZstdDecoder,
 }
 
 

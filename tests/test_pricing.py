@@ -27,8 +27,14 @@ def test_provider_reported_cost_wins(pricer: Pricer) -> None:
 
 def test_genai_prices_with_cache_read_and_write(pricer: Pricer) -> None:
     # claude-sonnet-4-5: $3 input, $15 output, $0.30 cache read, $3.75 cache write per MTok
-    usage = Usage(model="claude-sonnet-4-5-20250929", input_tokens=1532, output_tokens=33,
-                  cache_read_tokens=1111, cache_write_tokens=418, status="complete")
+    usage = Usage(
+        model="claude-sonnet-4-5-20250929",
+        input_tokens=1532,
+        output_tokens=33,
+        cache_read_tokens=1111,
+        cache_write_tokens=418,
+        status="complete",
+    )
     priced = pricer.price("anthropic", "anthropic", usage, AT)
     expected = (Decimal(3) * 3 + Decimal("0.30") * 1111 + Decimal("3.75") * 418 + Decimal(15) * 33) / 1_000_000
     assert priced.cost_usd == expected
@@ -55,7 +61,10 @@ def test_unknown_model_is_unpriced_never_zero(pricer: Pricer) -> None:
     priced = pricer.price("openai", "openai", Usage(model="gpt-99-imaginary", input_tokens=10, output_tokens=5), AT)
     assert priced.cost_usd is None and priced.source is None
     # and the miss is remembered, still None the second time
-    assert pricer.price("openai", "openai", Usage(model="gpt-99-imaginary", input_tokens=1, output_tokens=1), AT).cost_usd is None
+    assert (
+        pricer.price("openai", "openai", Usage(model="gpt-99-imaginary", input_tokens=1, output_tokens=1), AT).cost_usd
+        is None
+    )
 
 
 def test_no_usage_is_unpriced(pricer: Pricer) -> None:
@@ -81,8 +90,12 @@ def test_user_prices_win_over_genai_prices() -> None:
 
 def test_longest_prefix_and_provider_scope_first() -> None:
     table = parse_pricing(
-        {"providers": {"nvidia": {"meta/": {"input": 1, "output": 1}, "meta/llama-3.1-405b": {"input": 5, "output": 5}}},
-         "models": {"meta/llama-3.1-405b-instruct": {"input": 9, "output": 9}}},
+        {
+            "providers": {
+                "nvidia": {"meta/": {"input": 1, "output": 1}, "meta/llama-3.1-405b": {"input": 5, "output": 5}}
+            },
+            "models": {"meta/llama-3.1-405b-instruct": {"input": 9, "output": 9}},
+        },
         "p.yaml",
         "pricing.yaml",
     )

@@ -14,9 +14,18 @@ from llm_usage.storage import UsageWriter, open_database
 
 
 def _row(i: int) -> dict[str, object]:
-    return {"timestamp": f"2026-11-29T00:00:{i % 60:02d}.000+00:00", "provider": "openai", "model": "m",
-            "endpoint": "/v1/chat/completions", "method": "POST", "input_tokens": i, "output_tokens": 1,
-            "total_tokens": i + 1, "streaming": 0, "status_code": 200}
+    return {
+        "timestamp": f"2026-11-29T00:00:{i % 60:02d}.000+00:00",
+        "provider": "openai",
+        "model": "m",
+        "endpoint": "/v1/chat/completions",
+        "method": "POST",
+        "input_tokens": i,
+        "output_tokens": 1,
+        "total_tokens": i + 1,
+        "streaming": 0,
+        "status_code": 200,
+    }
 
 
 def test_rows_are_written_and_close_flushes_everything(tmp_path: Path) -> None:
@@ -55,7 +64,7 @@ def test_database_failure_is_loud_retried_and_recovers(
         for _ in range(100):
             if writer.failures:
                 break
-            __import__("time").sleep(0.02)
+            time.sleep(0.02)
     assert writer.failures >= 1
     assert any("could not write 1 row(s)" in r.getMessage() for r in caplog.records)
     # repaired: the migrations run again on reconnect and re-create the table

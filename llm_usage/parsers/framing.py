@@ -48,6 +48,10 @@ class LineSplitter:
             # The first complete "line" is the end of an over-long one being skipped.
             lines.pop(0)
             self._dropping = False
+        if lines and len(data) > self.max_bytes:  # only then can a complete line be too long
+            kept = [line for line in lines if len(line) <= self.max_bytes]
+            self.dropped += len(lines) - len(kept)
+            lines = kept
         if len(tail) > self.max_bytes:
             self.dropped += 1
             self._dropping = True
@@ -70,13 +74,14 @@ class SSEFramer:
     Comment lines (``: OPENROUTER PROCESSING``) and ``id:``/``retry:`` are ignored.
     """
 
-    __slots__ = ("_data", "_event", "_lines", "_size")
+    __slots__ = ("_data", "_event", "_lines", "_oversize", "_size")
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._lines = LineSplitter(max_bytes)
         self._event = b""
         self._data: list[bytes] = []
         self._size = 0
+        self._oversize = False  # the current event grew too long: skip it to its end
 
     @property
     def dropped(self) -> int:
@@ -87,24 +92,26 @@ class SSEFramer:
 
     def flush(self) -> list[tuple[bytes, bytes]]:
         events = list(self._events(self._lines.flush()))
-        if self._data:  # a stream that ended without the final blank line
+        if self._data and not self._oversize:  # a stream that ended without the final blank line
             events.append((self._event, b"\n".join(self._data)))
-            self._event, self._data, self._size = b"", [], 0
+        self._event, self._data, self._size, self._oversize = b"", [], 0, False
         return events
 
     def _events(self, lines: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         for line in lines:
             if not line:
-                if self._data:
+                if self._data and not self._oversize:
                     yield self._event, b"\n".join(self._data)
-                self._event, self._data, self._size = b"", [], 0
+                self._event, self._data, self._size, self._oversize = b"", [], 0, False
                 continue
             if line[:5] == b"data:":
+                if self._oversize:
+                    continue
                 value = line[6:] if line[5:6] == b" " else line[5:]
                 self._size += len(value)
                 if self._size > self._lines.max_bytes:
                     self._lines.dropped += 1
-                    self._data, self._size = [], 0
+                    self._data, self._size, self._oversize = [], 0, True
                     continue
                 self._data.append(value)
             elif line[:6] == b"event:":

@@ -68,8 +68,10 @@ class StreamParser:
             obj = load_json(line)
             if isinstance(obj, dict) and isinstance(obj.get("model"), str):
                 self._model = obj["model"]
-        if _ERROR.search(line):
-            self._error = error_message(line)
+        if _ERROR.search(line):  # only a top-level "error" is Ollama's error object
+            obj = load_json(line)
+            if isinstance(obj, dict) and obj.get("error"):
+                self._error = error_message(obj)
 
     def finish(self) -> Usage:
         for line in self._framer.flush():

@@ -38,6 +38,7 @@ from .framing import SSEFramer
 
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _RESPONSE_TERMINAL = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
+_ERROR_FIELD = re.compile(rb'"(?:error|type)"\s*:\s*(?:\{|"error")')
 _MODEL_ATTEMPTS = 8
 
 
@@ -114,7 +115,7 @@ def parse_response(body: bytes) -> Usage:
 class StreamParser:
     """SSE stream of chat/legacy completion chunks or Responses API events."""
 
-    __slots__ = ("_framer", "_last_usage_data", "_model", "_model_attempts", "_terminal", "_warnings")
+    __slots__ = ("_error", "_framer", "_last_usage_data", "_model", "_model_attempts", "_terminal", "_warnings")
 
     def __init__(self, content_type: str = "") -> None:
         self._framer = SSEFramer()
@@ -123,6 +124,7 @@ class StreamParser:
         self._last_usage_data: bytes | None = None
         self._terminal: Usage | None = None
         self._warnings: list[str] = []
+        self._error: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         for _event, data in self._framer.feed(chunk):
@@ -134,6 +136,8 @@ class StreamParser:
         if _RESPONSE_TERMINAL.search(data):
             self._on_response_terminal(data)
             return
+        if _ERROR_FIELD.search(data):
+            self._on_possible_error(data)
         if _USAGE_OBJECT.search(data):
             # Parsed once at the end: usage repeats (Groq) and the last one wins.
             self._last_usage_data = data
@@ -143,6 +147,14 @@ class StreamParser:
             model = obj.get("model") or get_path(obj, "response", "model") if isinstance(obj, dict) else None
             if isinstance(model, str) and model:
                 self._model = model
+
+    def _on_possible_error(self, data: bytes) -> None:
+        """A mid-stream error: OpenRouter's chunk with a top-level ``error`` object
+        (https://openrouter.ai/docs/api-reference/streaming#stream-cancellation), or the
+        Responses API's ``{"type": "error", "message": ...}`` event."""
+        obj = load_json(data)
+        if isinstance(obj, dict) and (isinstance(obj.get("error"), dict) or obj.get("type") == "error"):
+            self._error = error_message(obj)
 
     def _on_response_terminal(self, data: bytes) -> None:
         obj = load_json(data)
@@ -161,16 +173,14 @@ class StreamParser:
             self._on_data(data)
         if self._framer.dropped:
             self._warnings.append(f"{self._framer.dropped} over-long SSE line(s) skipped")
-        warnings = tuple(self._warnings)
         if self._terminal is not None:
             result = self._terminal
-            if result.model is None:
-                result = result.with_(model=self._model)
-            return result.with_(warnings=warnings)
-        if self._last_usage_data is not None:
-            obj = load_json(self._last_usage_data)
-            result = _from_document(obj)
-            if result.model is None:
-                result = result.with_(model=self._model)
-            return result.with_(warnings=warnings)
-        return Usage(model=self._model, warnings=warnings)
+        elif self._last_usage_data is not None:
+            result = _from_document(load_json(self._last_usage_data))
+        else:
+            result = Usage()
+        return result.with_(
+            model=result.model or self._model,
+            error=result.error or self._error,
+            warnings=tuple(self._warnings),
+        )
