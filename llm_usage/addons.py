@@ -5,16 +5,11 @@ from __future__ import annotations
 from .recorder import UsageRecorder
 from .router import Router
 from .settings import Settings
+from .web import WebUI
 
 
 def make_addons() -> list[object]:
+    """Settings first (options), then the proxy's own pages (they answer reserved paths
+    before the router sees them), the router, and the recorder."""
     settings = Settings()
-    addons: list[object] = [settings]
-    try:
-        from .web import WebUI
-    except ImportError:  # pragma: no cover - the web UI ships in the same package
-        WebUI = None  # type: ignore[assignment,misc]
-    if WebUI is not None:
-        addons.append(WebUI())
-    addons += [Router(settings), UsageRecorder(settings)]
-    return addons
+    return [settings, WebUI(), Router(settings), UsageRecorder(settings)]

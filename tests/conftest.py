@@ -7,6 +7,7 @@ in requirements.txt, and the few unit tests that use them go through ``addon_con
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,11 +45,13 @@ _ids = itertools.count()
 
 @pytest.fixture
 def new_rows(proxy: Proxy):  # type: ignore[no-untyped-def]
-    """``new_rows(n)`` -> the n rows written since the test started."""
+    """``new_rows(n)`` -> the n rows of calls made since the test started (a row of an
+    earlier test's call that is written late is not counted)."""
     start = proxy.max_id()
+    started_at = time.time()
 
     def get(count: int, timeout: float = 10.0) -> list[dict[str, object]]:
-        return proxy.rows_after(start, count, timeout)
+        return proxy.rows_after(start, count, timeout, since=started_at)
 
     return get
 

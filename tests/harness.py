@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llm_usage.records import iso_utc
+
 ROOT = Path(__file__).resolve().parents[1]
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
 MITMWEB = Path(sys.executable).with_name("mitmweb")
@@ -64,10 +66,17 @@ def providers_file(directory: Path, upstream_url: str, extra: str = "") -> Path:
 class Proxy:
     """A running mitmdump (or mitmweb) with the addon; its output goes to ``log_path``."""
 
-    def __init__(self, workdir: Path, args: list[str], program: Path = MITMDUMP, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        args: list[str],
+        program: Path = MITMDUMP,
+        env: dict[str, str] | None = None,
+        db_path: Path | None = None,
+    ):
         self.workdir = workdir
         self.port = free_port()
-        self.db_path = workdir / "usage.db"
+        self.db_path = db_path or workdir / "usage.db"
         self.log_path = workdir / f"{program.name}-{self.port}.log"
         self._log = self.log_path.open("wb")
         cmd = [
@@ -133,15 +142,18 @@ class Proxy:
         rows = self.query("select coalesce(max(id), 0) as m from requests")
         return int(rows[0]["m"]) if rows else 0
 
-    def rows_after(self, after_id: int, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Wait until ``count`` rows newer than ``after_id`` are written, and return them."""
+    def rows_after(self, after_id: int, count: int, timeout: float = 10.0, since: float = 0.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` rows newer than ``after_id`` (of calls started at or after
+        ``since``) are written, and return them."""
+        sql = "select * from requests where id > :after and timestamp >= :since order by id"
+        params = {"after": after_id, "since": iso_utc(since - 0.001)}
         deadline = time.monotonic() + timeout
         rows: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            rows = self.query("select * from requests where id > :after order by id", {"after": after_id})
+            rows = self.query(sql, params)
             if len(rows) >= count:
                 time.sleep(0.05)  # a chance for an unexpected extra row to show up too
-                return self.query("select * from requests where id > :after order by id", {"after": after_id})
+                return self.query(sql, params)
             time.sleep(0.05)
         raise AssertionError(
             f"expected {count} new row(s) after id {after_id}, got {len(rows)}:\n{self.output()[-3000:]}"

@@ -1,0 +1,168 @@
+"""The dashboard in headless Chromium against a real ``mitmdump -s addon.py``.
+
+Uses Debian's /usr/bin/chromium through Playwright (never a downloaded browser); skips,
+saying why, where it is missing. Saves docs/dashboard.png for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import ROOT, Proxy
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+TZ = "America/New_York"
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; make test does so as root)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
+
+
+def digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+@pytest.fixture(scope="module")
+def dashboard_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    from bench.gen_db import generate
+    from llm_usage.storage import open_database
+
+    workdir = tmp_path_factory.mktemp("dashboard")
+    db_path = workdir / "usage.db"
+    generate(db_path, rows=4000, seed=3)
+    db = open_database(db_path)
+    at = datetime.now(UTC) - timedelta(days=3)
+    db.table("requests").insert_all(
+        {"timestamp": (at + timedelta(minutes=i)).isoformat(timespec="milliseconds"), "provider": "openrouter",
+         "model": HOSTILE, "endpoint": "/api/v1/<b>chat</b>", "method": "POST", "input_tokens": 10, "output_tokens": 2,
+         "total_tokens": 12, "cost_usd": None, "status_code": 200, "usage_status": "complete",
+         "client": "<script>alert(2)</script>", "error": None}
+        for i in range(3)
+    )  # fmt: skip
+    db.close()
+    running = Proxy(workdir, [])
+    yield running
+    running.stop()
+
+
+def api(proxy: Proxy, path: str, **params: str) -> Any:
+    query = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in {"tz": TZ, **params}.items())
+    with urllib.request.urlopen(f"{proxy.url}{path}?{query}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def wait_loads(page: Any, after: int) -> int:
+    page.wait_for_function(f"() => Number(document.documentElement.dataset.loads || 0) > {after}", timeout=10_000)
+    return int(page.evaluate("() => Number(document.documentElement.dataset.loads)"))
+
+
+def test_dashboard_in_chromium(dashboard_proxy: Proxy, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id=TZ, color_scheme="light")
+    page = context.new_page()
+    requests: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: m.type in ("error", "warning") and problems.append(f"console {m.type}: {m.text}"))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+
+    page.goto(dashboard_proxy.url + "/dashboard")
+    loads = wait_loads(page, 0)
+
+    # totals: the same as the API's (the page asks in the browser's time zone)
+    summary = api(dashboard_proxy, "/stats/summary", days="30")
+    totals = summary["totals"]
+    assert digits(page.text_content("#card-requests") or "") == str(totals["total_requests"])
+    assert digits(page.get_attribute("#card-tokens", "title") or "") == str(totals["total_tokens"])
+    assert f"{totals['unpriced_requests']:,} unpriced" in (page.text_content("#card-cost-sub") or "")
+    assert digits(page.text_content("#q-errors") or "") == str(totals["error_requests"])
+    assert any(f"tz={TZ.replace('/', '%2F')}" in url for url in requests)
+    provider_rows = page.locator("#providers tbody tr")
+    assert provider_rows.count() == len(summary["by_provider"])
+
+    # hostile names stay text
+    assert page.locator(f"#models td.name >> text={HOSTILE}").count() == 1
+    assert page.locator("main img, main script, main b").count() == 0
+    page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
+
+    # pagination of the request log
+    log = api(dashboard_proxy, "/stats/requests", days="30", limit="50")
+    assert log["total"] > 100
+    assert page.text_content("#page-info") == f"1\N{EN DASH}50 of {log['total']:,}"
+    first_ids = page.eval_on_selector_all("#log tbody tr", "rows => rows.map(r => r.dataset.key)")
+    assert first_ids == [str(r["id"]) for r in log["requests"]]
+    page.click("#next")
+    loads = wait_loads(page, loads)
+    assert page.text_content("#page-info") == f"51\N{EN DASH}100 of {log['total']:,}"
+    second = api(dashboard_proxy, "/stats/requests", days="30", limit="50", offset="50")
+    assert page.eval_on_selector_all("#log tbody tr", "rows => rows.map(r => r.dataset.key)") == [
+        str(r["id"]) for r in second["requests"]
+    ]
+    page.click("#prev")
+    loads = wait_loads(page, loads)
+    assert page.text_content("#page-info", timeout=5000).startswith("1\N{EN DASH}50")
+
+    # a provider filter from its table row
+    page.click("#providers tbody tr >> nth=0 >> button.link")
+    loads = wait_loads(page, loads)
+    top = summary["by_provider"][0]["provider"]
+    assert top in (page.text_content("#chip-list") or "")
+    filtered = api(dashboard_proxy, "/stats/summary", days="30", provider=top)["totals"]
+    assert digits(page.text_content("#card-requests") or "") == str(filtered["total_requests"])
+    providers_in_log = page.eval_on_selector_all("#log tbody td:nth-child(3)", "cells => cells.map(c => c.textContent)")
+    assert providers_in_log and set(providers_in_log) == {top}
+
+    # the status filter
+    page.select_option("#status", "error")
+    loads = wait_loads(page, loads)
+    errors = api(dashboard_proxy, "/stats/requests", days="30", provider=top, status="error", limit="50")
+    assert page.locator("#log tbody tr").count() == len(errors["requests"]) > 0
+    assert page.locator("#log tbody .badge.bad").count() == len(errors["requests"])
+
+    # auto-refresh keeps the reader's place: filters, scroll, and the same row nodes
+    page.select_option("#status", "")
+    loads = wait_loads(page, loads)
+    page.evaluate("() => window.scrollTo(0, 900)")
+    page.evaluate("() => { document.querySelector('#log tbody tr').dataset.marker = 'kept'; }")
+    page.evaluate("() => window.llmUsage.refresh()")
+    loads = wait_loads(page, loads)
+    assert page.evaluate("() => window.scrollY") == 900
+    assert page.evaluate("() => document.querySelector('#log tbody tr').dataset.marker") == "kept"
+    assert top in (page.text_content("#chip-list") or "")
+
+    # the theme toggle
+    page.click("#theme")
+    assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
+
+    assert problems == []
+    assert requests and all(url.startswith(dashboard_proxy.url + "/") for url in requests), requests
+    context.close()
+
+
+def test_dashboard_on_a_phone(dashboard_proxy: Proxy, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, color_scheme="dark")
+    page = context.new_page()
+    page.goto(dashboard_proxy.url + "/dashboard#days=7")
+    wait_loads(page, 0)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling of the page
+    assert page.is_visible("#card-cost") and page.is_visible("#chart")
+    context.close()

@@ -1,0 +1,538 @@
+"""The stats API's figures against plain SQL over the same known rows."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from llm_usage import stats
+from llm_usage.stats_params import (
+    ALLOWED,
+    Filters,
+    ParamError,
+    Window,
+    parse_filters,
+    parse_page,
+    parse_series,
+    single_values,
+)
+from llm_usage.storage import open_database
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def row(at: datetime, **values: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "timestamp": ts(at),
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "endpoint": "/v1/chat/completions",
+        "method": "POST",
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "total_tokens": 120,
+        "cost_usd": 0.001,
+        "duration_ms": 500.0,
+        "streaming": 0,
+        "status_code": 200,
+        "error": None,
+        "cache_read_tokens": None,
+        "cache_write_tokens": None,
+        "reasoning_tokens": None,
+        "ttft_ms": None,
+        "cost_source": "pricing.yaml",
+        "usage_status": "complete",
+        "client": "curl",
+        "cache_savings_usd": None,
+    }
+    base.update(values)
+    if "total_tokens" not in values and base["input_tokens"] is not None:
+        base["total_tokens"] = base["input_tokens"] + (base["output_tokens"] or 0)
+    return base
+
+
+def known_rows() -> list[dict[str, Any]]:
+    """Every kind of row the recorder writes, over two weeks and a few providers."""
+    rng = random.Random(4)
+    rows = []
+    providers = {
+        "openai": ["gpt-4o-mini", "gpt-5"],
+        "anthropic": ["claude-sonnet-4-5", HOSTILE],
+        "ollama": ["llama3.2"],
+        "openrouter": ["mistralai/devstral"],
+    }
+    clients = ["Claude Code", "Cline", "OpenAI Python SDK", "curl", "other", None]
+    for i in range(600):
+        at = NOW - timedelta(minutes=rng.randrange(14 * 24 * 60), seconds=rng.random() * 60)
+        provider = rng.choice(list(providers))
+        model = rng.choice(providers[provider])
+        kind = rng.random()
+        values: dict[str, Any] = {
+            "provider": provider,
+            "model": model,
+            "client": rng.choice(clients),
+            "input_tokens": rng.randrange(1, 5000),
+            "output_tokens": rng.randrange(0, 900),
+            "cost_usd": round(rng.random() / 50, 9),
+            "streaming": int(rng.random() < 0.5),
+            "duration_ms": rng.random() * 4000,
+        }
+        if provider == "ollama":
+            values["cost_usd"] = 0.0
+        if provider == "anthropic":
+            values.update(cache_read_tokens=rng.randrange(0, 500), cache_write_tokens=rng.randrange(0, 100))
+            values["cache_savings_usd"] = values["cache_read_tokens"] * 2.7e-6
+        if model == "gpt-5":
+            values["reasoning_tokens"] = rng.randrange(0, 300)
+        if provider == "openrouter" or (i % 37 == 0):
+            values.update(cost_usd=None, cost_source=None)  # unpriced
+        if kind < 0.05:
+            values.update(status_code=429, error="rate limited", input_tokens=None, output_tokens=None,
+                          total_tokens=None, cost_usd=None, cost_source=None, usage_status=None)  # fmt: skip
+        elif kind < 0.08:
+            values.update(error="client disconnected", usage_status="partial", streaming=1)
+        elif kind < 0.11:
+            values.update(usage_status="missing", input_tokens=None, output_tokens=None, total_tokens=None,
+                          cost_usd=None, cost_source=None)  # fmt: skip
+        elif kind < 0.12:
+            values.update(status_code=500, error=None)  # an error status without a message
+        rows.append(row(at, **values))
+    rows.sort(key=lambda r: r["timestamp"])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("stats") / "usage.db"
+    db = open_database(path)
+    db.table("requests").insert_all(known_rows())
+    db.close()
+    return path
+
+
+@pytest.fixture
+def conn(db_path: Path) -> sqlite3.Connection:
+    c = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
+    yield c
+    c.close()
+
+
+def filters(**values: str) -> Filters:
+    return parse_filters(values, NOW)
+
+
+def sql_one(conn: sqlite3.Connection, sql: str, params: dict[str, Any] | None = None) -> Any:
+    return conn.execute(sql, params or {}).fetchone()
+
+
+ERROR_SQL = "(error IS NOT NULL OR status_code >= 400)"
+
+
+def expected_group(conn: sqlite3.Connection, where: str = "1", params: dict[str, Any] | None = None) -> dict[str, Any]:
+    r = sql_one(
+        conn,
+        f"""SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+        coalesce(sum(total_tokens), 0), sum(cost_usd), count(cost_usd),
+        coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0),
+        coalesce(sum(cache_savings_usd), 0),
+        coalesce(sum(cost_usd IS NULL AND NOT {ERROR_SQL}), 0), coalesce(sum({ERROR_SQL}), 0),
+        coalesce(sum(usage_status = 'partial'), 0), coalesce(sum(usage_status = 'missing'), 0)
+        FROM requests WHERE {where}""",
+        params,
+    )
+    return {
+        "requests": r[0],
+        "input_tokens": r[1],
+        "output_tokens": r[2],
+        "total_tokens": r[3],
+        "cost_usd": r[4] if r[5] or not r[0] else None,
+        "priced_requests": r[5],
+        "cache_read_tokens": r[6],
+        "cache_write_tokens": r[7],
+        "reasoning_tokens": r[8],
+        "cache_savings_usd": r[9],
+        "unpriced_requests": r[10],
+        "error_requests": r[11],
+        "partial_requests": r[12],
+        "missing_usage_requests": r[13],
+    }
+
+
+def assert_figures(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    for key, value in expected.items():
+        if key in ("cost_usd", "cache_savings_usd") and value is not None:
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
+        else:
+            assert got[key] == value, key
+
+
+# ---------------------------------------------------------------- figures vs SQL
+
+
+def test_summary_totals_match_sql(conn: sqlite3.Connection) -> None:
+    result = stats.summary(conn, filters())
+    totals = result["totals"]
+    expected = expected_group(conn)
+    assert expected["requests"] == 600
+    renamed = {
+        "total_requests": expected.pop("requests"),
+        "total_input_tokens": expected.pop("input_tokens"),
+        "total_output_tokens": expected.pop("output_tokens"),
+        "total_tokens": expected.pop("total_tokens"),
+        "total_cost_usd": expected.pop("cost_usd"),
+    }
+    assert_figures(totals, {**renamed, **expected})
+    assert totals["unpriced_requests"] > 0 and totals["error_requests"] > 0 and totals["partial_requests"] > 0
+    assert sum(p["requests"] for p in result["by_provider"]) == 600
+    assert sum(c["requests"] for c in result["by_client"]) == 600
+
+
+@pytest.mark.parametrize("days", ["1", "3", "7", "30"])
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
+def test_days_are_calendar_days_in_tz(conn: sqlite3.Connection, days: str, tz: str) -> None:
+    f = filters(days=days, tz=tz)
+    local_today = NOW.astimezone(ZoneInfo(tz)).date()
+    since = datetime.combine(local_today - timedelta(days=int(days) - 1), datetime.min.time(), ZoneInfo(tz))
+    assert f.window.since == since.astimezone(UTC)
+    got = stats.summary(conn, f)["totals"]
+    want = expected_group(conn, "timestamp >= :s", {"s": ts(since)})
+    assert got["total_requests"] == want["requests"]
+    assert got["total_cost_usd"] == pytest.approx(want["cost_usd"])
+
+
+def test_by_provider_model_client_match_group_by(conn: sqlite3.Connection) -> None:
+    f = filters(days="7", tz="Europe/Berlin")
+    since = ts(f.window.since)  # type: ignore[arg-type]
+    models = stats.by_model(conn, f)["models"]
+    pairs = conn.execute("SELECT DISTINCT provider, model FROM requests WHERE timestamp >= :s", {"s": since}).fetchall()
+    assert {(m["provider"], m["model"]) for m in models} == set(pairs)
+    for m in models:
+        want = expected_group(conn, "timestamp >= :s AND provider = :p AND model = :m",
+                              {"s": since, "p": m["provider"], "m": m["model"]})  # fmt: skip
+        assert_figures(m, want)
+    for c in stats.by_client(conn, f)["clients"]:
+        where = "client IS NULL" if c["client"] is None else "client = :c"
+        assert_figures(c, expected_group(conn, f"timestamp >= :s AND {where}", {"s": since, "c": c["client"]}))
+    for p in stats.by_provider(conn, f)["providers"]:
+        assert_figures(p, expected_group(conn, "timestamp >= :s AND provider = :p", {"s": since, "p": p["provider"]}))
+
+
+def test_filters_combine(conn: sqlite3.Connection) -> None:
+    f = filters(provider="anthropic", model=HOSTILE, client="Cline")
+    got = stats.summary(conn, f)["totals"]
+    want = expected_group(conn, "provider = 'anthropic' AND model = :m AND client = 'Cline'", {"m": HOSTILE})
+    assert got["total_requests"] == want["requests"] > 0
+    (only,) = stats.by_model(conn, f)["models"]
+    assert only["model"] == HOSTILE
+
+
+def test_unpriced_groups_report_null_cost_not_zero(conn: sqlite3.Connection) -> None:
+    (openrouter,) = stats.by_provider(conn, filters(provider="openrouter"))["providers"]
+    assert openrouter["cost_usd"] is None and openrouter["priced_requests"] == 0
+    assert openrouter["unpriced_requests"] > 0
+    (ollama,) = stats.by_provider(conn, filters(provider="ollama"))["providers"]
+    assert ollama["cost_usd"] == 0.0 and ollama["priced_requests"] > 0  # a real 0, from a price of 0
+
+
+def test_sorted_by_cost_then_requests(conn: sqlite3.Connection) -> None:
+    providers = stats.summary(conn, filters())["by_provider"]
+    costs = [p["cost_usd"] or 0 for p in providers]
+    assert costs == sorted(costs, reverse=True)
+
+
+# ---------------------------------------------------------------- the rollup adds up
+
+
+def test_rollup_and_raw_rows_agree_on_random_ranges(conn: sqlite3.Connection) -> None:
+    rng = random.Random(11)
+    start = NOW - timedelta(days=15)
+    for _ in range(40):
+        a = start + timedelta(seconds=rng.randrange(16 * 86400), microseconds=rng.randrange(10**6))
+        b = a + timedelta(seconds=rng.randrange(1, 5 * 86400))
+        bucket_count = rng.randrange(1, 6)
+        edges = sorted({a, b, *(a + (b - a) * rng.random() for _ in range(bucket_count - 1))})
+        buckets = list(itertools.pairwise(edges))
+        f = Filters(window=Window(), provider=rng.choice([None, "openai", "anthropic"]))
+        group = rng.choice([(), ("model",), ("provider", "client")])
+        fast = stats.aggregate(conn, f, buckets, group)
+        slow = stats.aggregate(conn, f, buckets, group, use_rollup=False)
+        assert {k: stats.figures(v) for k, v in fast.items() if v["requests"]} == {
+            k: stats.figures(v) for k, v in slow.items()
+        }
+
+
+def test_rollup_follows_deletes_and_updates(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "u.db")
+    db.table("requests").insert_all(known_rows()[:200])
+    db.execute("DELETE FROM requests WHERE id % 3 = 0")
+    db.execute("UPDATE requests SET provider = 'zai', cost_usd = NULL WHERE id % 5 = 0")
+    db.conn.commit()
+    everything = [(None, None)]
+    for group in [(), ("provider",), ("provider", "model", "client")]:
+        fast = stats.aggregate(db.conn, Filters(), everything, group)
+        slow = stats.aggregate(db.conn, Filters(), everything, group, use_rollup=False)
+        assert {k: stats.figures(v) for k, v in fast.items() if v["requests"]} == {
+            k: stats.figures(v) for k, v in slow.items()
+        }
+    assert all(p["requests"] > 0 for p in stats.by_provider(db, Filters())["providers"])
+
+
+# ---------------------------------------------------------------- the request log
+
+
+def test_requests_page_newest_first_with_total(conn: sqlite3.Connection) -> None:
+    page1 = stats.recent_requests(conn, filters(), parse_page({"limit": "50"}))
+    page2 = stats.recent_requests(conn, filters(), parse_page({"limit": "50", "offset": "50"}))
+    ids = [r[0] for r in conn.execute("SELECT id FROM requests ORDER BY timestamp DESC, id DESC LIMIT 100")]
+    assert [r["id"] for r in page1["requests"] + page2["requests"]] == ids
+    assert page1["total"] == 600 and (page1["limit"], page1["offset"]) == (50, 0)
+    first = page1["requests"][0]
+    assert set(first) >= {"timestamp", "provider", "model", "endpoint", "cost_usd", "client", "usage_status"}
+    last = stats.recent_requests(conn, filters(), parse_page({"limit": "500", "offset": "590"}))
+    assert len(last["requests"]) == 10
+
+
+@pytest.mark.parametrize(
+    ("status", "where"),
+    [
+        ("error", ERROR_SQL),
+        ("unpriced", f"cost_usd IS NULL AND NOT {ERROR_SQL}"),
+        ("partial", "usage_status = 'partial'"),
+        ("missing", "usage_status = 'missing'"),
+    ],
+)
+def test_requests_status_filter(conn: sqlite3.Connection, status: str, where: str) -> None:
+    got = stats.recent_requests(conn, filters(provider="openai"), parse_page({"status": status, "limit": "500"}))
+    want = [r[0] for r in conn.execute(
+        f"SELECT id FROM requests WHERE provider = 'openai' AND {where} ORDER BY timestamp DESC, id DESC")]  # fmt: skip
+    assert [r["id"] for r in got["requests"]] == want and got["total"] == len(want) > 0
+
+
+def test_requests_since_until(conn: sqlite3.Connection) -> None:
+    since, until = "2026-11-20T10:00:00+01:00", "2026-11-22"
+    got = stats.recent_requests(conn, filters(since=since, until=until), parse_page({"limit": "500"}))
+    want = conn.execute(
+        "SELECT count(*) FROM requests WHERE timestamp >= '2026-11-20T09:00:00' AND timestamp < '2026-11-22T00:00:00'"
+    ).fetchone()[0]
+    assert got["total"] == len(got["requests"]) == want > 0
+
+
+# ---------------------------------------------------------------- time buckets
+
+
+def test_timeseries_days_sum_to_the_window(conn: sqlite3.Connection) -> None:
+    f = parse_filters({"days": "14", "tz": "Europe/Berlin"}, NOW, default_days=30)
+    series = stats.timeseries(conn, f, parse_series({}), NOW)
+    assert len(series["points"]) == 14
+    assert series["points"][0]["start"].endswith("+01:00") and series["points"][-1]["start"].startswith("2026-11-29")
+    total = expected_group(conn, "timestamp >= :s", {"s": ts(f.window.since)})  # type: ignore[arg-type]
+    assert sum(p["requests"] for p in series["points"]) == total["requests"]
+    assert sum(p["output_tokens"] for p in series["points"]) == total["output_tokens"]
+
+
+def test_timeseries_default_is_30_days() -> None:
+    empty = open_database(":memory:")
+    series = stats.timeseries(empty, parse_filters({}, NOW, default_days=30), parse_series({}), NOW)
+    assert len(series["points"]) == 30 and all(p["requests"] == 0 and p["cost_usd"] == 0 for p in series["points"])
+
+
+DST_INSTANTS = [
+    # (UTC instant, New York local day it belongs to)
+    ("2026-03-08T04:59:59.999", "2026-03-07"),  # 23:59:59.999 EST
+    ("2026-03-08T05:00:00.000", "2026-03-08"),  # midnight EST
+    ("2026-03-08T06:59:00.000", "2026-03-08"),  # 01:59 EST, just before the clocks jump
+    ("2026-03-08T07:00:00.000", "2026-03-08"),  # 03:00 EDT
+    ("2026-03-09T03:59:00.000", "2026-03-08"),  # 23:59 EDT: the 23-hour day ends at 04:00Z
+    ("2026-03-09T04:00:00.000", "2026-03-09"),
+    ("2026-11-01T03:59:00.000", "2026-10-31"),
+    ("2026-11-01T04:00:00.000", "2026-11-01"),  # midnight EDT
+    ("2026-11-01T05:30:00.000", "2026-11-01"),  # 01:30 EDT
+    ("2026-11-01T06:30:00.000", "2026-11-01"),  # 01:30 EST, the repeated hour
+    ("2026-11-02T04:59:00.000", "2026-11-01"),  # 23:59 EST: the 25-hour day ends at 05:00Z
+    ("2026-11-02T05:00:00.000", "2026-11-02"),
+]
+
+
+@pytest.fixture(scope="module")
+def dst_conn(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
+    db = open_database(tmp_path_factory.mktemp("dst") / "dst.db")
+    db.table("requests").insert_all(
+        row(datetime.fromisoformat(at + "+00:00"), input_tokens=i + 1, output_tokens=0)
+        for i, (at, _) in enumerate(DST_INSTANTS)
+    )
+    db.conn.commit()
+    return db.conn
+
+
+@pytest.mark.parametrize("use_rollup", [True, False])
+def test_day_buckets_across_dst_in_new_york(dst_conn: sqlite3.Connection, use_rollup: bool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    if not use_rollup:
+        monkeypatch.setattr(stats, "_has_rollup", lambda conn: False)
+    for first, last in (("2026-03-06", "2026-03-11"), ("2026-10-30", "2026-11-04")):
+        f = parse_filters({"since": first, "until": last, "tz": "America/New_York"}, NOW)
+        points = stats.timeseries(dst_conn, f, parse_series({"bucket": "day"}), NOW)["points"]
+        days = [p["start"][:10] for p in points]
+        assert days == [(datetime.fromisoformat(first) + timedelta(days=n)).date().isoformat() for n in range(5)]
+        by_day = {p["start"][:10]: p["input_tokens"] for p in points}
+        for i, (_, day) in enumerate(DST_INSTANTS):
+            if first <= day < last:
+                by_day[day] -= i + 1
+        assert all(v == 0 for v in by_day.values()), by_day
+        starts = {p["start"][:10]: datetime.fromisoformat(p["start"]) for p in points}
+        lengths = {d: (starts[n] - starts[d]) for d, n in itertools.pairwise(days)}
+        if first.startswith("2026-03"):
+            assert lengths["2026-03-08"] == timedelta(hours=23)
+        else:
+            assert lengths["2026-11-01"] == timedelta(hours=25)
+
+
+def test_hour_buckets_follow_the_local_clock(dst_conn: sqlite3.Connection) -> None:
+    fall = parse_filters({"since": "2026-11-01T00:00", "until": "2026-11-01T04:00", "tz": "America/New_York"}, NOW)
+    points = stats.timeseries(dst_conn, fall, parse_series({"bucket": "hour"}), NOW)["points"]
+    starts = [p["start"] for p in points]
+    assert starts == [
+        "2026-11-01T00:00:00-04:00",
+        "2026-11-01T01:00:00-04:00",
+        "2026-11-01T01:00:00-05:00",  # the repeated hour is its own bucket
+        "2026-11-01T02:00:00-05:00",
+        "2026-11-01T03:00:00-05:00",
+    ]
+    assert [p["requests"] for p in points] == [1, 1, 1, 0, 0]
+    spring = parse_filters({"since": "2026-03-08T00:00", "until": "2026-03-08T05:00", "tz": "America/New_York"}, NOW)
+    points = stats.timeseries(dst_conn, spring, parse_series({"bucket": "hour"}), NOW)["points"]
+    assert [p["start"][11:] for p in points] == [
+        "00:00:00-05:00", "01:00:00-05:00", "03:00:00-04:00", "04:00:00-04:00",  # no 02:00
+    ]  # fmt: skip
+    assert [p["requests"] for p in points] == [1, 1, 1, 0]
+
+
+def test_half_hour_zone_buckets(conn: sqlite3.Connection) -> None:
+    f = parse_filters({"days": "5", "tz": "Asia/Kolkata"}, NOW)
+    for bucket in ("day", "hour"):
+        points = stats.timeseries(conn, f, parse_series({"bucket": bucket}), NOW)["points"]
+        assert all(p["start"].endswith("+05:30") for p in points)
+        assert sum(p["requests"] for p in points) == expected_group(
+            conn, "timestamp >= :s", {"s": ts(f.window.since)}  # type: ignore[arg-type]
+        )["requests"]
+
+
+def test_too_many_points_is_a_parameter_error(conn: sqlite3.Connection) -> None:
+    f = parse_filters({"since": "2000-01-01"}, NOW)
+    with pytest.raises(ParamError, match=r"^bucket"):
+        stats.timeseries(conn, f, parse_series({"bucket": "hour"}), NOW)
+
+
+# ---------------------------------------------------------------- parameters
+
+
+BAD = [
+    ("summary", "days=0", "days"),
+    ("summary", "days=-1", "days"),
+    ("summary", "days=abc", "days"),
+    ("summary", "days=1.5", "days"),
+    ("summary", "days=99999", "days"),
+    ("summary", "days=", "days"),
+    ("summary", "tz=Mars/Olympus", "tz"),
+    ("summary", "tz=../../etc/passwd", "tz"),
+    ("summary", "tz=", "tz"),
+    ("summary", "since=yesterday", "since"),
+    ("summary", "until=2026-13-01", "until"),
+    ("summary", "since=2026-11-02&until=2026-11-01", "since"),
+    ("summary", "days=3&since=2026-11-01", "days"),
+    ("summary", "provider=", "provider"),
+    ("summary", "model=" + "x" * 300, "model"),
+    ("summary", "client=a%00b", "client"),
+    ("summary", "limit=5", "'limit'"),
+    ("summary", "provider=a&provider=b", "provider"),
+    ("by-model", "bucket=day", "'bucket'"),
+    ("by-client", "days=x", "days"),
+    ("requests", "limit=0", "limit"),
+    ("requests", "limit=501", "limit"),
+    ("requests", "limit=ten", "limit"),
+    ("requests", "offset=-1", "offset"),
+    ("requests", "offset=1e3", "offset"),
+    ("requests", "status=fine", "status"),
+    ("timeseries", "bucket=week", "bucket"),
+    ("timeseries", "bucket=", "bucket"),
+    ("timeseries", "tz=Not/AZone", "tz"),
+    ("timeseries", "nonsense=1", "'nonsense'"),
+]
+
+
+def _parse(endpoint: str, query: str) -> None:
+    from urllib.parse import parse_qsl
+
+    values = single_values(parse_qsl(query, keep_blank_values=True), ALLOWED[endpoint])
+    parse_filters(values, NOW)
+    if endpoint == "requests":
+        parse_page(values)
+    if endpoint == "timeseries":
+        parse_series(values)
+
+
+@pytest.mark.parametrize(("endpoint", "query", "name"), BAD)
+def test_every_bad_parameter_is_named(endpoint: str, query: str, name: str) -> None:
+    with pytest.raises(ParamError) as error:
+        _parse(endpoint, query)
+    assert str(error.value).startswith(name)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "days=1", "days=3660", "tz=America/New_York&days=7", "since=2026-11-01&until=2026-11-02T12:30:00Z",
+     "since=2026-11-01T10:00:00.123456+05:30", "since=2026-11-01T10:00:00%2B05:30",
+     "provider=openai&model=gpt-5&client=Claude Code"],
+)  # fmt: skip
+def test_good_parameters(query: str) -> None:
+    _parse("summary", query)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["openai' OR '1'='1", "x\" OR 1=1 --", "'; DROP TABLE requests; --", "%' OR provider LIKE '%", HOSTILE + "'"],
+)
+def test_injection_attempts_match_nothing(conn: sqlite3.Connection, hostile: str) -> None:
+    for key in ("provider", "model", "client"):
+        f = filters(**{key: hostile})
+        assert stats.summary(conn, f)["totals"]["total_requests"] == 0
+        assert stats.by_model(conn, f)["models"] == []
+        page = stats.recent_requests(conn, f, parse_page({}))
+        assert page["requests"] == [] and page["total"] == 0
+        assert sum(p["requests"] for p in stats.timeseries(conn, f, parse_series({}), NOW)["points"]) == 0
+    assert sql_one(conn, "SELECT count(*) FROM requests")[0] == 600
+
+
+def test_hostile_names_come_back_verbatim(conn: sqlite3.Connection) -> None:
+    page = stats.recent_requests(conn, filters(model=HOSTILE), parse_page({}))
+    assert page["total"] > 0 and all(r["model"] == HOSTILE for r in page["requests"])
+
+
+def test_empty_database_gives_zeros() -> None:
+    empty = open_database(":memory:")
+    totals = stats.summary(empty, filters())["totals"]
+    assert totals["total_requests"] == 0 and totals["total_cost_usd"] == 0 and totals["unpriced_requests"] == 0
+    assert stats.by_model(empty, filters())["models"] == []
+    assert stats.recent_requests(empty, filters(), parse_page({}))["total"] == 0
+    assert stats.health(empty) == {"ok": True, "database": "ok"}
+    assert stats.health(None)["ok"] is True
+
+
+def test_timestamp_keys_round_up_to_the_stored_millisecond() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 123400, tzinfo=UTC)
+    assert stats.timestamp_key(moment) == "2026-01-02T03:04:05.124"
+    assert stats.timestamp_key(moment.replace(microsecond=123000)) == "2026-01-02T03:04:05.123"
+    stored = "2026-01-02T03:04:05.123+00:00"
+    assert stored >= stats.timestamp_key(moment.replace(microsecond=123000))
+    assert not stored >= stats.timestamp_key(moment)

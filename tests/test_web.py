@@ -1,0 +1,320 @@
+"""WebUI: routing of the reserved paths, HTTP details, access token, never blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import re
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.error import HTTPError
+
+import pytest
+from mitmproxy.test import taddons, tflow, tutils
+
+from llm_usage import stats, web
+from llm_usage.storage import open_database
+from llm_usage.web import WebUI, session_value
+from tests.harness import Proxy
+
+TOKEN = "s3cret-Tok3n"
+
+
+def make_flow(path: str, method: str = "GET", headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    request = tutils.treq(method=method.encode(), path=path.encode(), content=b"")
+    for key, value in (headers or {}).items():
+        request.headers[key] = value
+    return tflow.tflow(req=request)
+
+
+LOOP = asyncio.new_event_loop()
+"""One loop for every test here: mitmproxy's test context leaves its log handler bound to
+the loop it ran on, so a loop per test (``asyncio.run``) would be closed under it."""
+
+
+def run(coroutine: Any) -> Any:
+    return LOOP.run_until_complete(coroutine)
+
+
+class Harness:
+    """A WebUI inside mitmproxy's test context (taddons: unstable API, mitmproxy is pinned)."""
+
+    def __init__(self, db_path: Path, token: str = "") -> None:
+        self.db_path = db_path
+        self.token = token
+
+    def call(self, *flows: Any) -> list[Any]:
+        async def go() -> list[Any]:
+            ui = WebUI()
+            with taddons.context(ui) as tctx:
+                tctx.options.add_option("llm_usage_db", str, str(self.db_path), "")
+                tctx.configure(ui, llm_usage_stats_token=self.token)
+                try:
+                    await asyncio.gather(*(ui.request(f) for f in flows))
+                finally:
+                    ui.done()
+            return list(flows)
+
+        return run(go())
+
+    def get(self, path: str, **kw: Any) -> Any:
+        (flow,) = self.call(make_flow(path, **kw))
+        return flow
+
+
+def body(flow: Any) -> Any:
+    return json.loads(flow.response.content)
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("web") / "usage.db"
+    db = open_database(path)
+    db.table("requests").insert_all(
+        {"timestamp": f"2026-11-2{i % 3}T1{i % 10}:00:00.000+00:00", "provider": "openai", "model": f"m{i % 4}",
+         "input_tokens": 10, "output_tokens": 5, "total_tokens": 15, "cost_usd": 0.01, "status_code": 200,
+         "client": "curl", "usage_status": "complete"}
+        for i in range(30)
+    )  # fmt: skip
+    db.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def open_ui(db_path: Path) -> Harness:
+    return Harness(db_path)
+
+
+@pytest.fixture(scope="module")
+def locked_ui(db_path: Path) -> Harness:
+    return Harness(db_path, TOKEN)
+
+
+def test_other_paths_are_left_to_the_router(open_ui: Harness) -> None:
+    for path in ("/openai/v1/chat/completions", "/statsx/summary", "/", "/favicon.ico"):
+        flow = open_ui.get(path)
+        assert flow.response is None and web.WEB_KEY not in flow.metadata
+
+
+@pytest.mark.parametrize("path", ["/stats/summary", "/stats/by-model", "/stats/by-client", "/stats/by-provider",
+                                  "/stats/requests", "/stats/timeseries", "/healthz", "/stats", "/stats/"])  # fmt: skip
+def test_json_endpoints(open_ui: Harness, path: str) -> None:
+    flow = open_ui.get(path)
+    assert flow.response.status_code == 200, flow.response.content
+    assert flow.response.headers["content-type"] == "application/json"
+    assert flow.response.headers["cache-control"] == "no-store"
+    assert flow.metadata[web.WEB_KEY] is True
+    body(flow)
+
+
+def test_summary_shape_and_figures(open_ui: Harness) -> None:
+    data = body(open_ui.get("/stats/summary?since=2026-11-01"))
+    assert data["totals"]["total_requests"] == 30 and data["totals"]["total_cost_usd"] == pytest.approx(0.3)
+    assert data["by_provider"][0]["provider"] == "openai" and data["by_client"][0]["client"] == "curl"
+    page = body(open_ui.get("/stats/requests?limit=7&offset=28"))
+    assert (page["total"], page["limit"], page["offset"], len(page["requests"])) == (30, 7, 28, 2)
+    series = body(open_ui.get("/stats/timeseries?since=2026-11-20&until=2026-11-23&tz=Europe/Berlin"))
+    assert series["tz"] == "Europe/Berlin" and series["bucket"] == "day"
+    assert sum(p["requests"] for p in series["points"]) == 30
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/stats/summary?days=0", "days"), ("/stats/requests?limit=100000", "limit"),
+     ("/stats/by-model?bogus=1", "'bogus'"), ("/stats/timeseries?tz=Nowhere/Land", "tz"),
+     ("/stats/timeseries?bucket=month", "bucket"),
+     ("/stats/requests?offset=-5", "offset"), ("/stats/summary?since=2026-13-40", "since")],
+)  # fmt: skip
+def test_bad_parameters_get_400_naming_them(open_ui: Harness, path: str, name: str) -> None:
+    flow = open_ui.get(path)
+    assert flow.response.status_code == 400
+    assert flow.response.headers["content-type"] == "application/json"
+    assert body(flow)["error"].startswith(name)
+
+
+def test_unknown_pages_and_methods(open_ui: Harness) -> None:
+    flow = open_ui.get("/stats/nope")
+    assert flow.response.status_code == 404 and "/stats/summary" in body(flow)["endpoints"]
+    flow = open_ui.get("/stats/summary", method="POST")
+    assert flow.response.status_code == 405 and flow.response.headers["allow"] == "GET, HEAD"
+    for path in ("/dashboard/static/../web.py", "/dashboard/static/nothing.js", "/dashboard/static/.hidden"):
+        assert open_ui.get(path).response.status_code == 404
+
+
+def test_missing_database_gives_empty_stats(tmp_path: Path) -> None:
+    ui = Harness(tmp_path / "not-yet.db")
+    assert body(ui.get("/healthz")) == {"ok": True, "database": "not created yet"}
+    totals = body(ui.get("/stats/summary"))["totals"]
+    assert totals["total_requests"] == 0 and totals["total_cost_usd"] == 0
+    assert body(ui.get("/stats/requests"))["requests"] == []
+    assert not (tmp_path / "not-yet.db").exists()  # reading never creates it
+
+
+def test_dashboard_page(open_ui: Harness) -> None:
+    flow = open_ui.get("/dashboard")
+    assert flow.response.status_code == 200
+    headers = flow.response.headers
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    csp = headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
+    html = flow.response.text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "everything comes from the proxy itself"
+    for asset in re.findall(r'(?:src|href)="(/dashboard/static/[^"]+)"', html):
+        static = open_ui.get(asset)
+        assert static.response.status_code == 200, asset
+        content_type = static.response.headers["content-type"].split(";")[0]
+        assert content_type in {"text/javascript", "text/css", "image/svg+xml", "text/plain"}
+    assert open_ui.get("/dashboard/").response.status_code == 200
+
+
+def test_static_assets_load_nothing_from_outside() -> None:
+    for name in ("dashboard.js", "dashboard.css", "theme.js", "uPlot.min.css"):
+        text = (web.STATIC / name).read_text()
+        assert not re.search(r"https?://", text), name
+        assert "innerHTML" not in text and "insertAdjacentHTML" not in text
+    assert (web.STATIC / "uPlot.LICENSE").read_text().startswith("The MIT License")
+
+
+# ---------------------------------------------------------------- the access token
+
+
+def test_token_required_everywhere_but_health_and_static(locked_ui: Harness) -> None:
+    for path in ("/stats/summary", "/stats/requests", "/stats/timeseries", "/stats"):
+        flow = locked_ui.get(path)
+        assert flow.response.status_code == 401, path
+        assert flow.response.headers["www-authenticate"].startswith("Bearer")
+        assert "summary" not in flow.response.text
+    page = locked_ui.get("/dashboard")
+    assert page.response.status_code == 401 and "access token" in page.response.text
+    assert locked_ui.get("/healthz").response.status_code == 200
+    assert locked_ui.get("/dashboard/static/dashboard.css").response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Authorization": f"Bearer {TOKEN}"}, {"authorization": f"bearer {TOKEN}"}, {"X-LLM-Usage-Token": TOKEN},
+     {"Cookie": f"{web.COOKIE}={session_value(TOKEN)}"}],
+)  # fmt: skip
+def test_token_accepted_and_removed_from_the_flow(locked_ui: Harness, headers: dict[str, str]) -> None:
+    flow = locked_ui.get("/stats/summary", headers=headers)
+    assert flow.response.status_code == 200
+    for name in ("authorization", "x-llm-usage-token", "cookie"):
+        assert name not in flow.request.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": TOKEN}, {"X-LLM-Usage-Token": ""},
+     {"Cookie": f"{web.COOKIE}={TOKEN}"}, {"Cookie": f"{web.COOKIE}={session_value(TOKEN + 'x')}"},
+     {"X-LLM-Usage-Token": "ü" + TOKEN}],
+)  # fmt: skip
+def test_wrong_tokens_refused(locked_ui: Harness, headers: dict[str, str]) -> None:
+    assert locked_ui.get("/stats/summary", headers=headers).response.status_code == 401
+
+
+def test_token_link_sets_a_cookie_and_leaves_no_trace(locked_ui: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    flow = locked_ui.get(f"/dashboard?token={TOKEN}")
+    assert flow.response.status_code == 303 and flow.response.headers["location"] == "/dashboard"
+    cookie = flow.response.headers["set-cookie"]
+    assert cookie.startswith(f"{web.COOKIE}={session_value(TOKEN)};") and "HttpOnly" in cookie and TOKEN not in cookie
+    assert flow.request.path == "/dashboard"  # mitmproxy prints and shows the flow without it
+    api = locked_ui.get(f"/stats/summary?days=2&token={TOKEN}")
+    assert api.response.status_code == 200 and api.request.path == "/stats/summary?days=2"
+    wrong = locked_ui.get("/dashboard?token=nope")
+    assert wrong.response.status_code == 401 and "wrong" in wrong.response.text
+    assert TOKEN not in caplog.text
+
+
+def test_locked_page_escapes_and_has_no_token(locked_ui: Harness) -> None:
+    page = locked_ui.get("/dashboard?token=%3Cscript%3E").response.text
+    assert "<script>" not in page and TOKEN not in page
+
+
+# ---------------------------------------------------------------- never on the event loop
+
+
+def test_queries_run_off_the_event_loop(open_ui: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    loop_threads: set[int] = set()
+    query_threads: set[int] = set()
+    real_summary = stats.summary
+
+    def slow_summary(conn: Any, filters: Any) -> dict[str, Any]:
+        query_threads.add(threading.get_ident())
+        time.sleep(0.3)
+        return real_summary(conn, filters)
+
+    monkeypatch.setattr(stats, "summary", slow_summary)
+    ticks: list[float] = []
+
+    async def go() -> float:
+        ui = WebUI()
+        with taddons.context(ui) as tctx:
+            tctx.options.add_option("llm_usage_db", str, str(open_ui.db_path), "")
+            loop_threads.add(threading.get_ident())
+
+            async def ticker() -> None:
+                for _ in range(20):
+                    ticks.append(time.monotonic())
+                    await asyncio.sleep(0.02)
+
+            flows = [make_flow("/stats/summary") for _ in range(3)]
+            began = time.monotonic()
+            await asyncio.gather(ticker(), *(ui.request(f) for f in flows))
+            ui.done()
+            assert all(f.response.status_code == 200 for f in flows)
+            return time.monotonic() - began
+
+    elapsed = run(go())
+    assert query_threads and not (query_threads & loop_threads)
+    assert elapsed < 0.8  # three 0.3 s queries side by side, not one after another
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert max(gaps) < 0.15  # the loop kept turning while the queries ran
+
+
+# ---------------------------------------------------------------- through a real mitmdump
+
+
+@pytest.fixture(scope="module")
+def real_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    workdir = tmp_path_factory.mktemp("web-proxy")
+    running = Proxy(workdir, ["--set", f"llm_usage_stats_token={TOKEN}"])
+    yield running
+    running.stop()
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_real_proxy_answers_and_never_forwards(real_proxy: Proxy) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    status, headers, content = fetch(real_proxy.url + "/stats/summary?days=7", auth)
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert json.loads(content)["totals"]["total_requests"] == 0  # no database yet: zeros
+    assert fetch(real_proxy.url + "/stats/summary")[0] == 401
+    assert fetch(real_proxy.url + "/healthz")[0] == 200
+    assert fetch(real_proxy.url + "/stats/summary?provider=x'%20OR%201=1--", auth)[0] == 200
+    assert fetch(real_proxy.url + "/dashboard", auth)[0] == 200
+    status, _, content = fetch(real_proxy.url + "/stats/../openai/v1/models", auth)
+    assert status in (400, 404)
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # follows the 303 with the cookie
+    with browser.open(real_proxy.url + f"/dashboard?token={TOKEN}", timeout=10) as response:
+        assert response.status == 200 and response.url == real_proxy.url + "/dashboard"
+        assert b"uPlot" in response.read()
+    time.sleep(0.2)
+    output = real_proxy.output()
+    assert TOKEN not in output
+    assert "server connect" not in output  # answered by the proxy itself, nothing went upstream
+    assert real_proxy.query("select count(*) as n from requests") in ([], [{"n": 0}])  # own pages are not logged
