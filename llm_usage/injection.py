@@ -43,40 +43,59 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _NULL_USAGE_FIELD = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,')
 
 
+def _last_event_end(buf: bytes, start: int) -> int:
+    """Index just past the last blank line (``\n\n`` or ``\r\n\r\n``) at or after ``start``."""
+    lf = buf.rfind(b"\n\n", start)
+    crlf = buf.rfind(b"\r\n\r\n", start)
+    return max(lf + 2 if lf >= 0 else -1, crlf + 4 if crlf >= 0 else -1)
+
+
 class UsageChunkFilter:
     """Drops the usage-only chunk and the ``"usage": null`` fields the injection caused.
 
     Works on whole SSE events (a partial event is held until it completes -- an SSE
-    client cannot act on half an event anyway). Memory is bounded: a tail longer than
+    client cannot act on half an event anyway), a run of complete events at a time: most
+    runs need one ``in`` test and one substitution. Memory is bounded: a tail longer than
     ``max_bytes`` is passed through unfiltered.
     """
 
-    __slots__ = ("_buf", "max_bytes")
+    __slots__ = ("_buf", "_scanned", "max_bytes")
 
     def __init__(self, max_bytes: int = 4 * 1024 * 1024) -> None:
         self._buf = b""
+        self._scanned = 0  # bytes of _buf already searched for an event end
         self.max_bytes = max_bytes
 
     def __call__(self, data: bytes) -> bytes:
         buf = self._buf + data if self._buf else data
-        ends = list(_EVENT_END.finditer(buf))
-        if not ends:
+        end = _last_event_end(buf, max(self._scanned - 3, 0))
+        if end < 0:
             if len(buf) > self.max_bytes:
-                self._buf = b""
+                self._buf, self._scanned = b"", 0
                 return buf
-            self._buf = buf
+            self._buf, self._scanned = buf, len(buf)
             return b""
-        out = []
-        start = 0
-        for match in ends:
-            out.append(self._filter_event(buf[start : match.end()]))
-            start = match.end()
-        self._buf = buf[start:]
-        return b"".join(out)
+        self._buf = buf[end:]
+        self._scanned = len(self._buf)
+        return self._filter(buf[:end])
 
     def flush(self) -> bytes:
-        tail, self._buf = self._buf, b""
-        return self._filter_event(tail) if tail else b""
+        tail, self._buf, self._scanned = self._buf, b"", 0
+        return self._filter(tail) if tail else b""
+
+    @staticmethod
+    def _filter(events: bytes) -> bytes:
+        if b'"usage"' not in events:
+            return events
+        if not _EMPTY_CHOICES.search(events):
+            return _NULL_USAGE_FIELD.sub(b"", events)
+        out = []
+        start = 0
+        for match in _EVENT_END.finditer(events):
+            out.append(UsageChunkFilter._filter_event(events[start : match.end()]))
+            start = match.end()
+        out.append(UsageChunkFilter._filter_event(events[start:]))
+        return b"".join(out)
 
     @staticmethod
     def _filter_event(event: bytes) -> bytes:

@@ -19,10 +19,14 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
+from typing import Any
 
 import genai_prices
+from genai_prices import data_snapshot
+from genai_prices.types import ModelPrice, TieredPrices
 
 from .config import PriceEntry, PriceTable, TokenPrices
 from .usage import Usage
@@ -76,11 +80,52 @@ def _without_cache(usage: Usage) -> Usage:
     return usage.with_(cache_read_tokens=None, cache_write_tokens=None)
 
 
+@lru_cache(maxsize=4096)
+def genai_model_price(provider_id: str, model: str, day: date) -> ModelPrice | None:
+    """genai-prices' price set for a model on a day (prices change by date), or None.
+
+    Cached: finding the model and its dated price is the same for every call of a day.
+    """
+    try:
+        _provider, model_info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
+    except LookupError:
+        return None
+    return model_info.get_prices(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
+
+
+def _at_tier(price: Any, input_tokens: int) -> Decimal | None:
+    """genai-prices' cliff tiers: crossing a tier's start prices ALL tokens at that tier
+    (``genai_prices.types.TieredPrices``, e.g. Gemini 2.5 Pro above 200k input tokens)."""
+    if price is None or isinstance(price, Decimal):
+        return price
+    if isinstance(price, TieredPrices):
+        for tier in reversed(price.tiers):
+            if input_tokens > tier.start:
+                return tier.price
+        return price.base
+    return None
+
+
+def token_prices(model_price: ModelPrice, input_tokens: int) -> TokenPrices | None:
+    """The four per-token prices this call pays, or None when the model is not priced
+    per input/output token (then genai-prices' own calculation is used)."""
+    values = model_price.__dict__
+    input_price = _at_tier(values.get("input_mtok"), input_tokens)
+    output_price = _at_tier(values.get("output_mtok"), input_tokens)
+    if input_price is None or output_price is None:
+        return None
+    return TokenPrices(
+        input=input_price,
+        output=output_price,
+        cache_read=_at_tier(values.get("cache_read_mtok"), input_tokens),
+        cache_write=_at_tier(values.get("cache_write_mtok"), input_tokens),
+    )
+
+
 class Pricer:
     def __init__(self, user: PriceTable, builtin: PriceTable) -> None:
         self.user = user
         self.builtin = builtin
-        self._genai_misses: set[tuple[str, str]] = set()
 
     def price(self, provider: str, genai_provider: str | None, usage: Usage, at: datetime) -> Priced:
         if usage.provider_cost_usd is not None:
@@ -109,16 +154,25 @@ class Pricer:
         return Priced(cost, entry.source, savings)
 
     def _genai(self, genai_provider: str, model: str, usage: Usage, at: datetime) -> Priced | None:
-        key = (genai_provider, model)
-        if key in self._genai_misses:
+        model_price = genai_model_price(genai_provider, model, at.astimezone(UTC).date())
+        if model_price is None:
             return None
+        prices = token_prices(model_price, usage.input_tokens or 0)
+        if prices is not None:
+            # The same arithmetic as genai-prices' calc_price for per-token prices, without
+            # its generic unit machinery (~40 us a call on the proxy's event loop);
+            # tests/test_pricing.py checks both agree across models, tiers and caches.
+            cost = table_cost(prices, usage)
+            savings = None
+            if usage.cache_read_tokens or usage.cache_write_tokens:
+                savings = table_cost(prices, _without_cache(usage)) - cost
+            return Priced(cost, GENAI_SOURCE, savings)
         try:
             cost = self._genai_cost(genai_provider, model, usage, at)
             savings = None
             if usage.cache_read_tokens or usage.cache_write_tokens:
                 savings = self._genai_cost(genai_provider, model, _without_cache(usage), at) - cost
         except LookupError:
-            self._genai_misses.add(key)
             return None
         except ValueError as exc:  # usage genai-prices cannot price (inconsistent counts)
             logger.warning("llm-usage: genai-prices could not price %s/%s: %s", genai_provider, model, exc)

@@ -126,13 +126,12 @@ class UsageRecorder:
         )
         row = build_row(facts, usage, priced, usage_status)
         line = summary_line(row)
-        flow.comment = line
-        logger.info("llm-usage: %s", line)
+        flow.comment = line  # mitmweb shows it beside the flow
         for warning in usage.warnings:
             logger.warning("llm-usage: %s %s: %s", call.provider.slug, call.path, warning)
         writer = self.settings.writer
         if writer is not None:
-            writer.submit(row)
+            writer.submit(row, line)  # written and printed on the writer thread
 
     @staticmethod
     def _usage(call: Call, response: http.Response | None) -> tuple[Usage, str | None]:

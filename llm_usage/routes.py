@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c|00)", re.IGNORECASE)
+_SUSPICIOUS = re.compile(r"(?:^|/)\.\.?(?:/|$)|[\\\x00-\x1f\x7f]")
+"""Dot segments, backslashes, control characters -- checked again after percent-decoding."""
 
 
 class RouteError(ValueError):
@@ -35,10 +37,12 @@ def parse_route(target: str) -> Route:
         raise RouteError("the path must start with a single '/<provider>/'")
     slug, _, rest = path[1:].partition("/")
     rest = "/" + rest
-    for segment in rest.split("/"):
-        if _ENCODED_SEPARATOR.search(segment):
+    if "%" in rest:
+        if _ENCODED_SEPARATOR.search(rest):
             raise RouteError("encoded '/', '\\' or NUL in the path")
-        decoded = unquote(segment)
-        if decoded in (".", "..") or "\\" in decoded or any(ord(c) < 0x20 or c == "\x7f" for c in decoded):
-            raise RouteError("dot segments, backslashes or control characters in the path")
+        decoded = unquote(rest)
+    else:
+        decoded = rest
+    if _SUSPICIOUS.search(decoded):
+        raise RouteError("dot segments, backslashes or control characters in the path")
     return Route(slug=slug, path=rest, query=sep + query)

@@ -16,6 +16,7 @@ from collections.abc import Set
 
 from mitmproxy import ctx, exceptions
 
+from .calllog import CallLineLog
 from .config import ConfigError, Provider, env_default, load_price_tables, load_providers, read_dotenv
 from .pricing import Pricer
 from .storage import UsageWriter, open_database
@@ -33,6 +34,7 @@ class Settings:
         self.providers: dict[str, Provider] = {}
         self.pricer = Pricer({}, {})
         self.writer: UsageWriter | None = None
+        self.call_lines = CallLineLog()
         self._running = False
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
@@ -76,6 +78,8 @@ class Settings:
                 self.pricer = Pricer(*load_price_tables(ctx.options.llm_usage_pricing))
             except ConfigError as exc:
                 self._reject(f"llm_usage_pricing: {exc}")
+        if "termlog_verbosity" in updated and "termlog_verbosity" in ctx.options:
+            self.call_lines.set_verbosity(ctx.options.termlog_verbosity)
         if DB_OPTION in updated:
             self._open_writer(ctx.options.llm_usage_db)
 
@@ -90,7 +94,7 @@ class Settings:
             return
         if self.writer is not None:
             self.writer.close()
-        self.writer = UsageWriter(path)
+        self.writer = UsageWriter(path, on_line=self.call_lines)
         logger.info("llm-usage: logging requests to %s", path)
 
     def _reject(self, message: str) -> None:

@@ -21,10 +21,23 @@ from .parsers import StreamParser
 from .usage import Usage
 
 _NOTHING: list[bytes] = []
+PARSE_BATCH_BYTES = 64 * 1024
+"""Decoded bytes are handed to the parser in batches: mitmproxy delivers fast streams in
+small pieces, and the per-call overhead of parsing each would cost more than the parsing."""
 
 
 class StreamTee:
-    __slots__ = ("_clock", "_decoder", "_filter", "_forward_decoded", "_parser", "first_byte_at", "parse_error")
+    __slots__ = (
+        "_batch",
+        "_batch_size",
+        "_clock",
+        "_decoder",
+        "_filter",
+        "_forward_decoded",
+        "_parser",
+        "first_byte_at",
+        "parse_error",
+    )
 
     def __init__(
         self,
@@ -42,6 +55,8 @@ class StreamTee:
         self._clock = clock
         self.first_byte_at: float | None = None
         self.parse_error: str | None = None
+        self._batch: list[bytes] = []
+        self._batch_size = 0
 
     def __call__(self, chunk: bytes) -> bytes | list[bytes]:
         if not chunk:
@@ -59,10 +74,10 @@ class StreamTee:
                     self._forward_decoded = False
                 decoded = b""
         if self._parser is not None and decoded:
-            try:
-                self._parser.feed(decoded)
-            except Exception as exc:  # noqa: BLE001
-                self._fail(f"usage parser failed: {type(exc).__name__}: {exc}")
+            self._batch.append(decoded)
+            self._batch_size += len(decoded)
+            if self._batch_size >= PARSE_BATCH_BYTES:
+                self._feed_batch()
         out = decoded if self._forward_decoded else chunk
         if self._filter is not None:
             out = self._filter(out)
@@ -75,6 +90,15 @@ class StreamTee:
                 return tail
         return _NOTHING
 
+    def _feed_batch(self) -> None:
+        batch = b"".join(self._batch)
+        self._batch, self._batch_size = [], 0
+        if self._parser is not None and batch:
+            try:
+                self._parser.feed(batch)
+            except Exception as exc:  # noqa: BLE001 - never raise into mitmproxy's core
+                self._fail(f"usage parser failed: {type(exc).__name__}: {exc}")
+
     def _fail(self, message: str) -> None:
         if self.parse_error is None:
             self.parse_error = message
@@ -82,6 +106,7 @@ class StreamTee:
 
     def finish(self) -> Usage:
         """The usage seen so far (whole, or up to where the stream was cut)."""
+        self._feed_batch()
         parser, self._parser = self._parser, None
         if parser is None:
             return Usage(error=self.parse_error)

@@ -109,3 +109,49 @@ def test_table_cost_defaults_cache_prices_to_input() -> None:
     prices = parse_pricing({"m": {"input": 2, "output": 4}}, "p", "user")["*"]["m"].prices
     usage = Usage(input_tokens=100, output_tokens=10, cache_read_tokens=60, cache_write_tokens=20)
     assert table_cost(prices, usage) == Decimal(100 * 2 + 10 * 4) / 1_000_000
+
+
+GENAI_CASES = [
+    ("openai", "gpt-4o-2024-08-06"),
+    ("openai", "gpt-4o-mini"),
+    ("openai", "gpt-5"),
+    ("openai", "o3-mini"),
+    ("openai", "text-embedding-3-small"),
+    ("anthropic", "claude-sonnet-4-5-20250929"),
+    ("anthropic", "claude-3-5-sonnet-20240620"),
+    ("anthropic", "claude-opus-4-6"),
+    ("google", "gemini-2.5-pro"),
+    ("google", "gemini-2.5-flash"),
+    ("google", "gemini-2.0-flash"),
+    ("moonshotai", "kimi-k2.5"),
+    ("zai", "glm-4.6"),
+    ("minimax", "MiniMax-M2"),
+    ("openrouter", "moonshotai/kimi-k2.5"),
+]
+USAGES = [
+    Usage(input_tokens=53, output_tokens=6),
+    Usage(input_tokens=9299, output_tokens=577, cache_read_tokens=8448, reasoning_tokens=512),
+    Usage(input_tokens=1532, output_tokens=33, cache_read_tokens=1111, cache_write_tokens=418),
+    Usage(input_tokens=250_000, output_tokens=1000, cache_read_tokens=100_000),  # above 200k tiers
+    Usage(input_tokens=4, output_tokens=0),
+]
+
+
+@pytest.mark.parametrize(("provider", "model"), GENAI_CASES)
+def test_fast_path_agrees_with_genai_prices_calc_price(pricer: Pricer, provider: str, model: str) -> None:
+    """Our per-token arithmetic on genai-prices' data must equal genai-prices' own calc_price."""
+    import genai_prices
+
+    for usage in USAGES:
+        ours = pricer.price("x", provider, usage.with_(model=model), AT)
+        counts = {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        }
+        theirs = genai_prices.calc_price(
+            genai_prices.Usage(**{k: v for k, v in counts.items() if v}), model, provider_id=provider,
+            genai_request_timestamp=AT,
+        )
+        assert ours.cost_usd == theirs.total_price, (model, usage)
