@@ -7,6 +7,8 @@ realistic bodies and streams; request headers steer the odd cases:
 - ``X-Mock-Encoding: gzip|br|deflate|zstd``: content-encode the response.
 - ``X-Mock-Pace-Ms: N``: sleep N ms between stream events.
 - ``X-Mock-Events: N``: number of content events in a stream (default 6).
+- ``X-Mock-Event-Bytes: N``: pad every content word so each stream event carries about N
+  bytes (token counts unchanged: one per word) -- for pushing a gigabyte through quickly.
 - ``X-Mock-Cut-After: N``: reset the connection after N stream events.
 - ``X-Mock-Status: N``: answer with that HTTP error status and a provider-style error body.
 
@@ -249,7 +251,12 @@ class MockUpstream:
 
     def _words(self, request: web.Request) -> list[str]:
         n = self._n_events(request)
-        return [WORDS[i % len(WORDS)] for i in range(n)]
+        words = [WORDS[i % len(WORDS)] for i in range(n)]
+        pad = max(int(request.headers.get("X-Mock-Event-Bytes", "0") or 0) - 200, 0)  # ~200 bytes of envelope
+        if pad:
+            filler = ("lorem ipsum dolor sit amet " * (pad // 27 + 1))[:pad]
+            words = [f"{word} {filler}" for word in words]
+        return words
 
     async def _fixture(self, request: web.Request, name: str) -> web.StreamResponse:
         data = load_fixture(name)
