@@ -94,7 +94,7 @@ class Settings:
             return
         if self.writer is not None:
             self.writer.close()
-        self.writer = UsageWriter(path, on_line=self.call_lines)
+        self.writer = UsageWriter(path, on_lines=self.call_lines)
         logger.info("llm-usage: logging requests to %s", path)
 
     def _reject(self, message: str) -> None:

@@ -59,13 +59,13 @@ def insert_rows(db: Database, rows: list[dict[str, Any]]) -> None:
 class UsageWriter:
     """Owns the database connection on its own thread.
 
-    ``on_line`` (if given) is called on the same thread with each row's readable line, so
-    printing it costs the event loop nothing either.
+    ``on_lines`` (if given) is called on the same thread with each batch's readable lines,
+    so printing them costs the event loop nothing either.
     """
 
-    def __init__(self, path: str | Path, on_line: Callable[[str], None] | None = None) -> None:
+    def __init__(self, path: str | Path, on_lines: Callable[[list[str]], None] | None = None) -> None:
         self.path = str(path)
-        self.on_line = on_line
+        self.on_lines = on_lines
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="llm-usage-writer", daemon=True)
         self.written = 0
@@ -104,6 +104,7 @@ class UsageWriter:
                 except queue.Empty:
                     break
             markers: list[threading.Event] = []
+            lines: list[str] = []
             for item in items:
                 if item is _STOP:
                     stopping = True
@@ -112,11 +113,13 @@ class UsageWriter:
                 else:
                     row, line = item
                     pending.append(row)
-                    if line is not None and self.on_line is not None:
-                        try:
-                            self.on_line(line)
-                        except (OSError, ValueError):  # stdout closed: the rows still get written
-                            self.on_line = None
+                    if line is not None:
+                        lines.append(line)
+            if lines and self.on_lines is not None:
+                try:
+                    self.on_lines(lines)
+                except (OSError, ValueError):  # stdout closed: the rows still get written
+                    self.on_lines = None
             wrote = bool(pending)
             if pending:
                 try:

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -164,13 +164,22 @@ class WebUI:
 
     # ------------------------------------------------------------ the hook
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        """Answers reserved paths; every other flow passes straight through.
+
+        Deliberately not ``async def``: mitmproxy awaits what a hook returns only when it is
+        awaitable, so proxied calls (nearly every flow) cost no coroutine at all; only the
+        proxy's own pages get one.
+        """
         if flow.response is not None:
-            return
+            return None
         path, _, query = flow.request.path.partition("?")
         if path.split("/", 2)[1] not in RESERVED:
-            return
+            return None
         flow.metadata[WEB_KEY] = True
+        return self._respond(flow, path, query)
+
+    async def _respond(self, flow: http.HTTPFlow, path: str, query: str) -> None:
         try:
             reply = await self._answer(flow, path, query)
         except Exception:  # a reserved path must never fall through to the router

@@ -42,6 +42,13 @@ def run(coroutine: Any) -> Any:
     return LOOP.run_until_complete(coroutine)
 
 
+async def run_hook(ui: WebUI, flow: Any) -> None:
+    """As mitmproxy does: call the hook, await what it returns only if it is awaitable."""
+    result = ui.request(flow)
+    if result is not None:
+        await result
+
+
 class Harness:
     """A WebUI inside mitmproxy's test context (taddons: unstable API, mitmproxy is pinned)."""
 
@@ -56,7 +63,7 @@ class Harness:
                 tctx.options.add_option("llm_usage_db", str, str(self.db_path), "")
                 tctx.configure(ui, llm_usage_stats_token=self.token)
                 try:
-                    await asyncio.gather(*(ui.request(f) for f in flows))
+                    await asyncio.gather(*(run_hook(ui, f) for f in flows))
                 finally:
                     ui.done()
             return list(flows)
@@ -266,7 +273,7 @@ def test_queries_run_off_the_event_loop(open_ui: Harness, monkeypatch: pytest.Mo
 
             flows = [make_flow("/stats/summary") for _ in range(3)]
             began = time.monotonic()
-            await asyncio.gather(ticker(), *(ui.request(f) for f in flows))
+            await asyncio.gather(ticker(), *(run_hook(ui, f) for f in flows))
             ui.done()
             assert all(f.response.status_code == 200 for f in flows)
             return time.monotonic() - began
