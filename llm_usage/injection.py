@@ -87,6 +87,9 @@ class UsageChunkFilter:
     def _filter(events: bytes) -> bytes:
         if b'"usage"' not in events:
             return events
+        events = events.replace(b',"usage":null', b"")  # OpenAI's compact JSON: the common case
+        if b'"usage"' not in events:
+            return events
         if not _EMPTY_CHOICES.search(events):
             return _NULL_USAGE_FIELD.sub(b"", events)
         out = []
