@@ -28,10 +28,13 @@ venv: $(STAMP_RUN)
 
 # The reverse URL is only mitmproxy's required default upstream: every request is routed
 # by its first path segment (/openai/..., /anthropic/...), so it is never contacted.
+# flow_detail=0: mitmproxy's own per-flow lines would show URLs (a Gemini ?key=);
+# termlog_verbosity=warn: no per-connection chatter. The addon's one line per call, its
+# start-up summary (proxy, dashboard, database) and every warning are still printed.
 run: $(STAMP_RUN)
-	@echo "llm-usage: proxy on http://$(HOST):$(PORT)/<provider>/...  dashboard: http://localhost:$(PORT)/dashboard  database: $${PROXY_DB_PATH:-./usage.db}"
+	@echo "llm-usage: starting on port $(PORT) (dashboard: http://localhost:$(PORT)/dashboard)"
 	exec $(VENV)/bin/mitmdump -s addon.py --mode reverse:http://127.0.0.1:9 \
-		--listen-host $(HOST) -p $(PORT) --set flow_detail=0 $(ARGS)
+		--listen-host $(HOST) -p $(PORT) --set flow_detail=0 --set termlog_verbosity=warn $(ARGS)
 
 # Browser tests need Debian's chromium (never a downloaded browser). Installed when we
 # can (root with apt-get); otherwise those tests skip and say why.

@@ -159,6 +159,8 @@ def build_providers(
                 raise ConfigError(f"{at}.base_url_option: unknown option {option!r}")
             base_url = options[option]
         fmt = entry.get("format")
+        if fmt is None:
+            raise ConfigError(f"{at}.format: missing (a new provider needs one of {', '.join(FORMATS)})")
         if fmt not in FORMATS:
             raise ConfigError(f"{at}.format: {fmt!r} is not one of {', '.join(FORMATS)}")
         inject = entry.get("inject_stream_usage", False)
@@ -260,6 +262,13 @@ def merge_price_tables(*tables: PriceTable) -> PriceTable:
         for scope, entries in table.items():
             merged.setdefault(scope, {}).update(entries)
     return merged
+
+
+def check_price_scopes(table: PriceTable, providers: Mapping[str, Provider], name: str) -> None:
+    """A price under ``providers.<slug>`` for a slug that does not exist is a typo."""
+    for scope in table:
+        if scope != "*" and scope not in providers:
+            raise ConfigError(f"{name}: providers.{scope}: unknown provider (known: {', '.join(sorted(providers))})")
 
 
 def load_price_tables(user_file: str) -> tuple[PriceTable, PriceTable]:

@@ -17,6 +17,7 @@ more than they saved).
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -61,15 +62,36 @@ def table_cost(prices: TokenPrices, usage: Usage) -> Decimal:
     return total / _MILLION
 
 
+_VERSION_SUFFIX = re.compile(r"[-@:](?:\d{4}-?\d{2}-?\d{2}|\d{4}|v\d[\w.]*|latest|preview)$")
+_PREFIX_ENDS = ("/", "-", ":", ".", "@", "_")
+
+
+def prefix_applies(prefix: str, model: str) -> bool:
+    """Does a price table key cover this model?
+
+    A key that is empty or ends with a separator (``""``, ``"meta/"``, ``"gpt-4o-"``) is a
+    prefix of a family. Any other key names one model and also covers its dated or
+    versioned snapshots (``gpt-4o`` -> ``gpt-4o-2024-08-06``, ``claude-3-7-sonnet@20250219``,
+    ``llama3:latest``) -- but not a different model that merely starts the same way
+    (``gpt-4o`` must not price ``gpt-4o-mini``).
+    """
+    if not model.startswith(prefix):
+        return False
+    if not prefix or prefix.endswith(_PREFIX_ENDS) or len(model) == len(prefix):
+        return True
+    return bool(_VERSION_SUFFIX.fullmatch(model, len(prefix)))
+
+
 def lookup_table(table: PriceTable, provider: str, model: str) -> PriceEntry | None:
-    """Longest model-name prefix, the provider's own entries before the global ones."""
+    """The longest key that covers the model (see ``prefix_applies``), the provider's own
+    entries before the global ones."""
     for scope in (provider, "*"):
         entries = table.get(scope)
         if not entries:
             continue
         best: str | None = None
         for prefix in entries:
-            if model.startswith(prefix) and (best is None or len(prefix) > len(best)):
+            if (best is None or len(prefix) > len(best)) and prefix_applies(prefix, model):
                 best = prefix
         if best is not None:
             return entries[best]

@@ -100,9 +100,11 @@ class UsageRecorder:
         error = error or usage.error or unreadable or (call.tee.parse_error if call.tee else None)
         if usage.model is None:
             usage = usage.with_(model=self._requested_model(flow, call))
-        usage_status = usage.status
+        usage_status: str | None = usage.status
         if failure is not None and usage_status != "complete":
             usage_status = "partial" if call.tee is not None or usage.has_counts else "missing"
+        elif usage_status == "missing" and flow.request.method != "POST":
+            usage_status = None  # a model list or a file download: no usage was due
         started = flow.request.timestamp_start
         ended = (response.timestamp_end if response is not None else None) or time.time()
         facts = CallFacts(

@@ -37,7 +37,7 @@ def _money(value: Decimal | None) -> float | None:
     return None if value is None else float(value.quantize(_COST_PLACES))
 
 
-def build_row(facts: CallFacts, usage: Usage, priced: Priced, usage_status: str) -> dict[str, Any]:
+def build_row(facts: CallFacts, usage: Usage, priced: Priced, usage_status: str | None) -> dict[str, Any]:
     return {
         "timestamp": iso_utc(facts.started_at),
         "provider": facts.provider,

@@ -20,6 +20,7 @@ from .injection import inject_include_usage
 from .parsers import wire_format
 from .routes import RouteError, parse_route
 from .settings import Settings
+from .web import COOKIE as SESSION_COOKIE
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,15 @@ def json_response(status: int, payload: dict[str, object]) -> http.Response:
         json.dumps(payload).encode(),
         {"content-type": "application/json", "cache-control": "no-store"},
     )
+
+
+def strip_session_cookie(request: http.Request) -> None:
+    """The dashboard's own cookie (set for this origin) is never sent to a provider."""
+    kept = [(name, value) for name, value in request.cookies.items(multi=True) if name != SESSION_COOKIE]
+    if kept:
+        request.cookies = kept  # type: ignore[assignment]
+    else:
+        del request.headers["cookie"]
 
 
 class Router:
@@ -48,10 +58,11 @@ class Router:
             return
         provider = self.settings.providers.get(route.slug)
         if provider is None:
+            problem = f"unknown provider {route.slug!r}" if route.slug else "no provider in the path"
             flow.response = json_response(
                 404,
                 {
-                    "error": f"unknown provider {route.slug!r}: use http://<proxy>/<provider>/...",
+                    "error": f"{problem}: use http://<proxy>/<provider>/... (the dashboard is at /dashboard)",
                     "providers": sorted(self.settings.providers),
                 },
             )
@@ -62,6 +73,8 @@ class Router:
         request.port = provider.port
         request.path = provider.base_path + route.path + route.query
         request.host_header = url.hostport(provider.scheme, provider.host, provider.port)
+        if SESSION_COOKIE in request.headers.get("cookie", ""):
+            strip_session_cookie(request)
         fmt = wire_format(provider.format, route.path)
         call = Call(provider=provider, format=fmt, path=route.path)
         if provider.inject_stream_usage and fmt.name == "openai" and request.content:

@@ -35,14 +35,14 @@ def parse_route(target: str) -> Route:
     path, sep, query = target.partition("?")
     if not path.startswith("/") or path.startswith("//"):
         raise RouteError("the path must start with a single '/<provider>/'")
+    if "%" in path:
+        if _ENCODED_SEPARATOR.search(path):
+            raise RouteError("encoded '/', '\\' or NUL in the path")
+        decoded = unquote(path)
+    else:
+        decoded = path
     slug, _, rest = path[1:].partition("/")
     rest = "/" + rest
-    if "%" in rest:
-        if _ENCODED_SEPARATOR.search(rest):
-            raise RouteError("encoded '/', '\\' or NUL in the path")
-        decoded = unquote(rest)
-    else:
-        decoded = rest
     if _SUSPICIOUS.search(decoded):
         raise RouteError("dot segments, backslashes or control characters in the path")
     return Route(slug=slug, path=rest, query=sep + query)

@@ -115,7 +115,8 @@ _HOURLY_SUMS = (
     (
         "unpriced_requests",
         "INTEGER",
-        "(R.cost_usd IS NULL AND R.error IS NULL AND coalesce(R.status_code, 0) < 400)",
+        "(R.cost_usd IS NULL AND R.error IS NULL AND coalesce(R.status_code, 0) < 400"
+        " AND (R.input_tokens IS NOT NULL OR R.output_tokens IS NOT NULL))",
     ),
     ("partial_requests", "INTEGER", "(coalesce(R.usage_status, '') = 'partial')"),
     ("missing_usage_requests", "INTEGER", "(coalesce(R.usage_status, '') = 'missing')"),

@@ -17,7 +17,15 @@ from collections.abc import Set
 from mitmproxy import ctx, exceptions
 
 from .calllog import CallLineLog
-from .config import ConfigError, Provider, env_default, load_price_tables, load_providers, read_dotenv
+from .config import (
+    ConfigError,
+    Provider,
+    check_price_scopes,
+    env_default,
+    load_price_tables,
+    load_providers,
+    read_dotenv,
+)
 from .pricing import Pricer
 from .storage import UsageWriter, open_database
 
@@ -73,11 +81,18 @@ class Settings:
                 )
             except ConfigError as exc:
                 self._reject(f"llm_usage_providers: {exc}")
-        if PRICING_OPTION in updated:
+        if updated & {PRICING_OPTION, PROVIDERS_OPTION, OLLAMA_OPTION}:
+            pricing_file = ctx.options.llm_usage_pricing
             try:
-                self.pricer = Pricer(*load_price_tables(ctx.options.llm_usage_pricing))
+                user, builtin = load_price_tables(pricing_file)
+                check_price_scopes(user, self.providers, pricing_file)
+                check_price_scopes(builtin, self.providers, "pricing.yaml")
             except ConfigError as exc:
                 self._reject(f"llm_usage_pricing: {exc}")
+            else:
+                self.pricer = Pricer(user, builtin)
+                if pricing_file and PRICING_OPTION in updated:
+                    logger.info("llm-usage: prices from %s win over the built-in ones", pricing_file)
         if "termlog_verbosity" in updated and "termlog_verbosity" in ctx.options:
             self.call_lines.set_verbosity(ctx.options.termlog_verbosity)
         if DB_OPTION in updated:
@@ -108,6 +123,17 @@ class Settings:
 
     def running(self) -> None:
         self._running = True
+        host = ctx.options.listen_host or "localhost"
+        if host in ("0.0.0.0", "::"):
+            host = "localhost"
+        port = ctx.options.listen_port or 8080
+        self.call_lines(
+            [
+                f"proxy on http://{host}:{port}/<provider>/... "
+                f"(providers: {', '.join(sorted(self.providers))})",
+                f"dashboard on http://{host}:{port}/dashboard, requests logged to {ctx.options.llm_usage_db}",
+            ]
+        )
 
     def done(self) -> None:
         if self.writer is not None:

@@ -7,9 +7,11 @@ index). A database without the rollup table is read from ``requests`` alone.
 
 What the counts mean (the same in every group):
 - ``error_requests``: ``error IS NOT NULL`` or ``status_code >= 400``.
-- ``unpriced_requests``: calls that did not fail but have no cost (no price known for the
-  model, or no usage to price); ``cost_usd`` sums the priced calls only, and is ``null``
-  when a group has calls and none of them is priced -- never a silent 0.
+- ``unpriced_requests``: calls that did not fail and used tokens, but have no cost (no
+  price known for the model); ``cost_usd`` sums the priced calls only, and is ``null``
+  when a group has calls and none of them is priced -- never a silent 0. Calls without
+  usage (a model list, a stream whose provider sent none) are not unpriced spend: they
+  count under ``missing_usage_requests`` when a usage was due.
 - ``partial_requests`` / ``missing_usage_requests``: ``usage_status`` 'partial' / 'missing'
   (rows from before that column have NULL there and count as neither).
 """
@@ -41,7 +43,9 @@ _SUMS: dict[str, str] = {
     "priced_requests": "(r.cost_usd IS NOT NULL)",
     "cache_savings_usd": "coalesce(r.cache_savings_usd, 0)",
     "error_requests": _ERROR,
-    "unpriced_requests": f"(r.cost_usd IS NULL AND NOT {_ERROR})",
+    "unpriced_requests": (
+        f"(r.cost_usd IS NULL AND NOT {_ERROR} AND (r.input_tokens IS NOT NULL OR r.output_tokens IS NOT NULL))"
+    ),
     "partial_requests": "(coalesce(r.usage_status, '') = 'partial')",
     "missing_usage_requests": "(coalesce(r.usage_status, '') = 'missing')",
     "streaming_requests": "(coalesce(r.streaming, 0) != 0)",

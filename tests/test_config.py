@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -62,6 +63,7 @@ def test_user_file_merges_per_slug(tmp_path: Path) -> None:
         ("stats: {base_url: 'http://x', format: openai}", "stats"),
         ("Bad Slug: {base_url: 'http://x', format: openai}", "Bad Slug"),
         ("openai: {inject_stream_usage: 'yes'}", "openai.inject_stream_usage"),
+        ("groq: {base_url: 'https://api.groq.com/openai'}", "groq.format: missing"),
         ("- just\n- a list", "must be a mapping"),
         ("openai: [1, 2", "not valid YAML"),
     ],
@@ -183,3 +185,29 @@ def test_environment_defaults_from_dotenv(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_prices_for_an_unknown_provider_fail_at_start(tmp_path: Path) -> None:
+    bad = tmp_path / "prices.yaml"
+    bad.write_text("providers: {opneai: {gpt-4o: {input: 1, output: 2}}}\n")
+    output = _start_failure(tmp_path, "--set", f"llm_usage_pricing={bad}")
+    assert "providers.opneai: unknown provider" in output and "Traceback" not in output
+
+
+def test_missing_requirements_are_named_not_a_traceback(tmp_path: Path) -> None:
+    """mitmproxy installed on its own, without the addon's requirements."""
+    blocker = tmp_path / "blocked" / "genai_prices"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ModuleNotFoundError('blocked for the test', name='genai_prices')\n")
+    result = subprocess.run(
+        [str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--mode", "reverse:http://127.0.0.1:9", "-p", str(free_port())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(blocker.parent)},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "missing Python package 'genai_prices'" in output and "requirements.txt" in output
+    assert "Traceback" not in output

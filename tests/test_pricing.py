@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from llm_usage.config import load_price_tables, parse_pricing
-from llm_usage.pricing import GENAI_SOURCE, Pricer, lookup_table, table_cost
+from llm_usage.pricing import GENAI_SOURCE, Pricer, lookup_table, prefix_applies, table_cost
 from llm_usage.usage import Usage
 
 AT = datetime(2026, 11, 1, tzinfo=UTC)
@@ -92,7 +92,7 @@ def test_longest_prefix_and_provider_scope_first() -> None:
     table = parse_pricing(
         {
             "providers": {
-                "nvidia": {"meta/": {"input": 1, "output": 1}, "meta/llama-3.1-405b": {"input": 5, "output": 5}}
+                "nvidia": {"meta/": {"input": 1, "output": 1}, "meta/llama-3.1-405b-": {"input": 5, "output": 5}}
             },
             "models": {"meta/llama-3.1-405b-instruct": {"input": 9, "output": 9}},
         },
@@ -103,6 +103,34 @@ def test_longest_prefix_and_provider_scope_first() -> None:
     assert lookup_table(table, "nvidia", "meta/llama-3.1-8b").prices.input == 1  # type: ignore[union-attr]
     assert lookup_table(table, "other", "meta/llama-3.1-405b-instruct").prices.input == 9  # type: ignore[union-attr]
     assert lookup_table(table, "other", "mistral") is None
+
+
+@pytest.mark.parametrize(
+    ("key", "model", "covered"),
+    [
+        ("gpt-4o", "gpt-4o", True),
+        ("gpt-4o", "gpt-4o-2024-08-06", True),  # a dated snapshot of the same model
+        ("gpt-4o", "gpt-4o-mini", False),  # a different, much cheaper model
+        ("gpt-4o-mini", "gpt-4o-mini-2024-07-18", True),
+        ("gpt-3.5-turbo", "gpt-3.5-turbo-0125", True),
+        ("claude-3-7-sonnet", "claude-3-7-sonnet@20250219", True),
+        ("llama3", "llama3:latest", True),
+        ("llama3", "llama3.1", False),
+        ("meta/", "meta/llama-3.1-8b-instruct", True),  # ends with a separator: a family
+        ("", "anything", True),
+    ],
+)
+def test_which_keys_cover_which_models(key: str, model: str, covered: bool) -> None:
+    assert prefix_applies(key, model) is covered
+
+
+def test_a_user_price_for_a_model_does_not_leak_to_its_cheaper_sibling() -> None:
+    user = parse_pricing({"gpt-4o": {"input": "2.5", "output": "10"}}, "mine.yaml", "user")
+    pricer = Pricer(user, load_price_tables("")[1])
+    mini = pricer.price("openai", "openai", Usage(model="gpt-4o-mini", input_tokens=53, output_tokens=6), AT)
+    assert mini.source == GENAI_SOURCE  # not the user's gpt-4o price
+    dated = pricer.price("openai", "openai", Usage(model="gpt-4o-2024-08-06", input_tokens=53, output_tokens=6), AT)
+    assert dated.source == "user"
 
 
 def test_table_cost_defaults_cache_prices_to_input() -> None:
@@ -151,7 +179,9 @@ def test_fast_path_agrees_with_genai_prices_calc_price(pricer: Pricer, provider:
             "cache_write_tokens": usage.cache_write_tokens,
         }
         theirs = genai_prices.calc_price(
-            genai_prices.Usage(**{k: v for k, v in counts.items() if v}), model, provider_id=provider,
+            genai_prices.Usage(**{k: v for k, v in counts.items() if v}),
+            model,
+            provider_id=provider,
             genai_request_timestamp=AT,
         )
         assert ours.cost_usd == theirs.total_price, (model, usage)

@@ -48,18 +48,26 @@ def test_a_logged_call_becomes_a_row_and_the_flow_comment(addon_context) -> None
     settings, router, recorder, _ = addon_context
     flow = _flow("/anthropic/v1/messages", {"model": "claude-sonnet-4-5"}, {"User-Agent": "claude-cli/2.0.1"})
     router.request(flow)
-    body = {"model": "claude-sonnet-4-5-20250929", "usage": {"input_tokens": 3, "output_tokens": 33,
-                                                              "cache_read_input_tokens": 1111,
-                                                              "cache_creation_input_tokens": 418}}
+    body = {
+        "model": "claude-sonnet-4-5-20250929",
+        "usage": {
+            "input_tokens": 3,
+            "output_tokens": 33,
+            "cache_read_input_tokens": 1111,
+            "cache_creation_input_tokens": 418,
+        },
+    }
     flow.response = tutils.tresp(content=json.dumps(body).encode(), headers=[(b"content-type", b"application/json")])
     recorder.responseheaders(flow)
     recorder.response(flow)
     recorder.error(flow)  # a late error hook must not add a second row
     assert flow.comment.startswith("anthropic  claude-sonnet-4-5-20250929  in 1,532 (cached 1,111)")
     assert settings.writer.flush(10)
-    rows = sqlite3.connect(settings.writer.path).execute(
-        "select model, input_tokens, output_tokens, client, usage_status from requests"
-    ).fetchall()
+    rows = (
+        sqlite3.connect(settings.writer.path)
+        .execute("select model, input_tokens, output_tokens, client, usage_status from requests")
+        .fetchall()
+    )
     assert rows == [("claude-sonnet-4-5-20250929", 1532, 33, "Claude Code", "complete")]
 
 
@@ -72,3 +80,27 @@ def test_local_answers_are_not_rows(addon_context) -> None:
     assert CALL_KEY not in flow.metadata
     assert settings.writer.flush(10)
     assert sqlite3.connect(settings.writer.path).execute("select count(*) from requests").fetchone() == (0,)
+
+
+def test_the_dashboard_cookie_never_reaches_a_provider(addon_context) -> None:
+    _settings, router, _recorder, _ = addon_context
+    flow = _flow("/openai/v1/chat/completions", {"model": "m"}, {"Cookie": "a=1; llm_usage_session=secret; b=2"})
+    router.request(flow)
+    assert flow.request.headers["cookie"] == "a=1; b=2"
+    only = _flow("/openai/v1/chat/completions", {"model": "m"}, {"Cookie": "llm_usage_session=secret"})
+    router.request(only)
+    assert "cookie" not in only.request.headers
+
+
+def test_a_model_list_is_not_a_call_with_missing_usage(addon_context) -> None:
+    settings, router, recorder, _ = addon_context
+    request = tutils.treq(method=b"GET", path=b"/openai/v1/models", content=b"")
+    flow = tflow.tflow(req=request)
+    router.request(flow)
+    flow.response = tutils.tresp(
+        content=b'{"object": "list", "data": []}', headers=[(b"content-type", b"application/json")]
+    )
+    recorder.response(flow)
+    assert settings.writer.flush(10)
+    rows = sqlite3.connect(settings.writer.path).execute("select method, usage_status, cost_usd, error from requests")
+    assert rows.fetchall() == [("GET", None, None, None)]

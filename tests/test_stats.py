@@ -138,6 +138,7 @@ def sql_one(conn: sqlite3.Connection, sql: str, params: dict[str, Any] | None = 
 
 
 ERROR_SQL = "(error IS NOT NULL OR status_code >= 400)"
+UNPRICED_SQL = f"(cost_usd IS NULL AND NOT {ERROR_SQL} AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL))"
 
 
 def expected_group(conn: sqlite3.Connection, where: str = "1", params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -147,7 +148,7 @@ def expected_group(conn: sqlite3.Connection, where: str = "1", params: dict[str,
         coalesce(sum(total_tokens), 0), sum(cost_usd), count(cost_usd),
         coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0),
         coalesce(sum(cache_savings_usd), 0),
-        coalesce(sum(cost_usd IS NULL AND NOT {ERROR_SQL}), 0), coalesce(sum({ERROR_SQL}), 0),
+        coalesce(sum({UNPRICED_SQL}), 0), coalesce(sum({ERROR_SQL}), 0),
         coalesce(sum(usage_status = 'partial'), 0), coalesce(sum(usage_status = 'missing'), 0)
         FROM requests WHERE {where}""",
         params,
@@ -308,7 +309,7 @@ def test_requests_page_newest_first_with_total(conn: sqlite3.Connection) -> None
     ("status", "where"),
     [
         ("error", ERROR_SQL),
-        ("unpriced", f"cost_usd IS NULL AND NOT {ERROR_SQL}"),
+        ("unpriced", UNPRICED_SQL),
         ("partial", "usage_status = 'partial'"),
         ("missing", "usage_status = 'missing'"),
     ],
