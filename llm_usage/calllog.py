@@ -3,9 +3,9 @@
 It does not go through the root logger: every record there also becomes a deprecated
 ``add_log`` hook dispatched to every addon on mitmproxy's event loop -- about a third of
 the addon's cost per call. The writer thread prints a batch at a time, so the event loop
-pays nothing; ``mitmdump -q`` (``termlog_verbosity`` above
-``info``) silences it like the rest of mitmdump's output. In mitmweb the same line is the
-flow's comment.
+pays nothing. ``mitmdump -q`` (``termlog_verbosity=error``) silences it like the rest of
+mitmdump's output; ``warn`` (what ``make run`` uses to hide per-connection lines) keeps
+it. In mitmweb the same line is the flow's comment.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TextIO
 
-_QUIET_LEVELS = {"error", "warn", "alert"}
+_QUIET_LEVELS = {"error"}
 
 
 class CallLineLog:

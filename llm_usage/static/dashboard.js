@@ -46,7 +46,8 @@
   const intFmt = new Intl.NumberFormat();
   const compactFmt = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
   const usd = (min, max) => new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", minimumFractionDigits: min, maximumFractionDigits: max });
-  const usd0 = usd(0, 0), usd2 = usd(2, 2), usd3 = usd(3, 3), usd4 = usd(2, 6);
+  const usd0 = usd(0, 0), usd2 = usd(2, 2), usd3 = usd(3, 3);
+  const usdSmall = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", maximumSignificantDigits: 3 });
   const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   const dateTimeFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: "short", month: "short", day: "numeric" });
@@ -61,7 +62,14 @@
     if (a >= 10000) return usd0.format(v);
     if (a >= 1) return usd2.format(v);
     if (a >= 0.01) return usd3.format(v);
-    return usd4.format(Number(v.toPrecision(3)));
+    return usdSmall.format(v);
+  }
+  // Axis ticks: as many decimals as the tick spacing needs (sub-cent ranges stay readable).
+  function costTicks(ticks) {
+    const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : Math.abs(ticks[0] || 1);
+    if (step >= 0.01 || step === 0) return ticks.map((t) => cost(t));
+    const decimals = Math.min(10, Math.ceil(-Math.log10(step)));
+    return ticks.map((t) => "$" + t.toFixed(decimals));
   }
   function duration(ms) {
     if (ms === null || ms === undefined) return "—";
@@ -335,7 +343,11 @@
       axes: [
         axis,
         { ...axis, scale: "tokens", size: 56, values: (u, ticks) => ticks.map((t) => compact(t)) },
-        { ...axis, scale: "usd", side: 1, size: 64, grid: { show: false }, values: (u, ticks) => ticks.map((t) => cost(t)) },
+        {
+          ...axis, scale: "usd", side: 1, grid: { show: false }, values: (u, ticks) => costTicks(ticks),
+          // wide enough for sub-cent labels like $0.000025 (uPlot clips what does not fit)
+          size: (u, values) => Math.max(64, 16 + 7.5 * Math.max(0, ...(values || []).map((v) => String(v).length))),
+        },
       ],
     };
     node.replaceChildren();
