@@ -126,7 +126,8 @@ def test_dotenv_and_environment_precedence(tmp_path: Path, monkeypatch: pytest.M
     assert env_default("NOT_SET_ANYWHERE", "d", {}) == "d"
 
 
-def _start_failure(tmp_path: Path, *args: str) -> str:
+def _start_failure(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Start mitmdump with the addon; it must exit non-zero. Returns what it printed."""
     if not any(arg.startswith("llm_usage_db=") for arg in args):
         args = ("--set", f"llm_usage_db={tmp_path / 'u.db'}", *args)
     result = subprocess.run(
@@ -144,6 +145,7 @@ def _start_failure(tmp_path: Path, *args: str) -> str:
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, **(env or {})},
     )
     assert result.returncode != 0
     return result.stdout + result.stderr
@@ -199,15 +201,6 @@ def test_missing_requirements_are_named_not_a_traceback(tmp_path: Path) -> None:
     blocker = tmp_path / "blocked" / "genai_prices"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ModuleNotFoundError('blocked for the test', name='genai_prices')\n")
-    result = subprocess.run(
-        [str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--mode", "reverse:http://127.0.0.1:9", "-p", str(free_port())],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(blocker.parent)},
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
+    output = _start_failure(tmp_path, env={"PYTHONPATH": str(blocker.parent)})
     assert "missing Python package 'genai_prices'" in output and "requirements.txt" in output
     assert "Traceback" not in output
