@@ -39,6 +39,10 @@ from .framing import SSEFramer
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _RESPONSE_TERMINAL = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
 _ERROR_FIELD = re.compile(rb'"(?:error|type)"\s*:\s*(?:\{|"error")')
+_ANYTHING_TO_READ = re.compile(
+    rb'"usage"\s*:\s*\{|"type"\s*:\s*"(?:response\.(?:completed|incomplete|failed)|error)"|"error"\s*:\s*\{'
+)
+"""Any of the three below: an event matching none carries nothing but (maybe) the model."""
 _MODEL_ATTEMPTS = 8
 
 
@@ -131,7 +135,9 @@ class StreamParser:
             self._on_data(data)
 
     def _on_data(self, data: bytes) -> None:
-        if data == b"[DONE]":
+        if _ANYTHING_TO_READ.search(data) is None:  # nearly every chunk: one regex, no JSON
+            if self._model is None and self._model_attempts < _MODEL_ATTEMPTS and b'"model"' in data:
+                self._read_model(data)
             return
         if _RESPONSE_TERMINAL.search(data):
             self._on_response_terminal(data)
@@ -142,11 +148,14 @@ class StreamParser:
             # Parsed once at the end: usage repeats (Groq) and the last one wins.
             self._last_usage_data = data
         elif self._model is None and self._model_attempts < _MODEL_ATTEMPTS and b'"model"' in data:
-            self._model_attempts += 1
-            obj = load_json(data)
-            model = obj.get("model") or get_path(obj, "response", "model") if isinstance(obj, dict) else None
-            if isinstance(model, str) and model:
-                self._model = model
+            self._read_model(data)
+
+    def _read_model(self, data: bytes) -> None:
+        self._model_attempts += 1
+        obj = load_json(data)
+        model = obj.get("model") or get_path(obj, "response", "model") if isinstance(obj, dict) else None
+        if isinstance(model, str) and model:
+            self._model = model
 
     def _on_possible_error(self, data: bytes) -> None:
         """A mid-stream error: OpenRouter's chunk with a top-level ``error`` object
