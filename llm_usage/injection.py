@@ -15,11 +15,15 @@ import re
 from typing import Any
 
 _INJECTABLE_PATH = re.compile(r"/(?:chat/completions|completions)$")
+_STREAM_OPTIONS_MEMBER = b'"stream_options":{"include_usage":true},'
 
 
 def inject_include_usage(path: str, body: bytes) -> bytes | None:
     """The request body with ``include_usage`` turned on, or ``None`` to leave it unchanged
-    (not a streaming chat/completions call, not JSON, or usage already requested)."""
+    (not a streaming chat/completions call, not JSON, or usage already requested).
+
+    A client that set ``include_usage: false`` gets it turned on too: the filter below hides
+    the result, so it still sees the stream it asked for, and the call can be priced."""
     if not _INJECTABLE_PATH.search(path) or b'"stream"' not in body:
         return None
     try:
@@ -28,13 +32,18 @@ def inject_include_usage(path: str, body: bytes) -> bytes | None:
         return None
     if not isinstance(request, dict) or request.get("stream") is not True:
         return None
-    options = request.get("stream_options")
+    if "stream_options" not in request:
+        # The usual case: add the key at the front and leave every other byte as the client
+        # wrote it (numbers, escapes, key order, whitespace).
+        start = len(body) - len(body.lstrip())
+        return body[: start + 1] + _STREAM_OPTIONS_MEMBER + body[start + 1 :]
+    options = request["stream_options"]
     if options is None:
         options = {}
     if not isinstance(options, dict) or options.get("include_usage") is True:
         return None
     request["stream_options"] = {**options, "include_usage": True}
-    return json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(request, separators=(",", ":")).encode("ascii")  # ASCII: any string survives
 
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")

@@ -25,7 +25,8 @@ from .decoding import make_decoder
 from .injection import UsageChunkFilter
 from .parsers import is_streamed, parse_whole
 from .parsers.common import error_message, load_json
-from .records import CallFacts, build_row, summary_line
+from .pricing import UNPRICED
+from .records import CallFacts, build_row, row_usage_status, summary_line
 from .settings import Settings
 from .streaming import StreamTee
 from .usage import Usage
@@ -90,6 +91,38 @@ class UsageRecorder:
 
     def _record(self, flow: http.HTTPFlow, call: Call, failure: str | None) -> None:
         call.logged = True
+        try:
+            row, line, warnings = self._build_row(flow, call, failure)
+        except Exception as exc:  # a bug must not lose the row or reach mitmproxy
+            logger.exception("llm-usage: could not account for a call to %s %s", call.provider.slug, call.path)
+            row = build_row(
+                CallFacts(
+                    provider=call.provider.slug,
+                    endpoint=call.path,
+                    method=flow.request.method,
+                    started_at=flow.request.timestamp_start,
+                    ended_at=time.time(),
+                    streaming=call.tee is not None,
+                    status_code=flow.response.status_code if flow.response is not None else None,
+                    error=f"llm-usage could not account for this call: {type(exc).__name__}: {exc}",
+                ),
+                Usage(),
+                UNPRICED,
+                None,
+            )
+            line, warnings = summary_line(row), ()
+        flow.comment = line  # mitmweb shows it beside the flow
+        for warning in warnings:
+            logger.warning("llm-usage: %s %s: %s", call.provider.slug, call.path, warning)
+        writer = self.settings.writer
+        if writer is None:
+            logger.error("llm-usage: no database writer (shutting down?); not recorded: %s", line)
+            return
+        writer.submit(row, line)  # written and printed on the writer thread
+
+    def _build_row(
+        self, flow: http.HTTPFlow, call: Call, failure: str | None
+    ) -> tuple[dict[str, object], str, tuple[str, ...]]:
         response = flow.response
         status_code = response.status_code if response is not None else None
         usage, unreadable = self._usage(call, response)
@@ -100,11 +133,15 @@ class UsageRecorder:
         error = error or usage.error or unreadable or (call.tee.parse_error if call.tee else None)
         if usage.model is None:
             usage = usage.with_(model=self._requested_model(flow, call))
-        usage_status: str | None = usage.status
-        if failure is not None and usage_status != "complete":
-            usage_status = "partial" if call.tee is not None or usage.has_counts else "missing"
-        elif usage_status == "missing" and flow.request.method != "POST":
-            usage_status = None  # a model list or a file download: no usage was due
+        usage_status = row_usage_status(
+            usage.status,
+            has_counts=usage.has_counts,
+            method=flow.request.method,
+            path=call.path,
+            status_code=status_code,
+            failed=failure is not None,
+            streamed=call.tee is not None,
+        )
         started = flow.request.timestamp_start
         ended = (response.timestamp_end if response is not None else None) or time.time()
         facts = CallFacts(
@@ -127,13 +164,7 @@ class UsageRecorder:
             call.provider.slug, call.provider.genai_prices, usage, datetime.fromtimestamp(started, UTC)
         )
         row = build_row(facts, usage, priced, usage_status)
-        line = summary_line(row)
-        flow.comment = line  # mitmweb shows it beside the flow
-        for warning in usage.warnings:
-            logger.warning("llm-usage: %s %s: %s", call.provider.slug, call.path, warning)
-        writer = self.settings.writer
-        if writer is not None:
-            writer.submit(row, line)  # written and printed on the writer thread
+        return row, summary_line(row), usage.warnings
 
     @staticmethod
     def _usage(call: Call, response: http.Response | None) -> tuple[Usage, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,11 +38,51 @@ def _money(value: Decimal | None) -> float | None:
     return None if value is None else float(value.quantize(_COST_PLACES))
 
 
+NO_USAGE_ENDPOINTS = re.compile(r"/count_tokens$|:countTokens$|/models(?:/[^/]+)?$")
+"""Calls that never report usage (token counting, model lists): no usage is due."""
+
+
+def row_usage_status(
+    parsed: str,
+    *,
+    has_counts: bool,
+    method: str,
+    path: str,
+    status_code: int | None,
+    failed: bool,
+    streamed: bool,
+) -> str | None:
+    """``usage_status`` for the row: what the parser saw, corrected by how the call ended.
+
+    A stream that ended in an error was cut short, whatever the last usage said (Gemini
+    repeats a running total in every chunk). A call that failed without any usage, or
+    that never owes usage, gets NULL rather than "missing"."""
+    if failed and streamed:
+        return "partial"
+    if has_counts:
+        return parsed
+    if failed or (status_code or 0) >= 400 or method != "POST" or NO_USAGE_ENDPOINTS.search(path):
+        return None
+    return "missing"
+
+
+def clean_text(value: str | None) -> str | None:
+    """Text that SQLite and a terminal can take: a lone surrogate (a client's string cut
+    inside an emoji) is replaced, not allowed to make the row unwritable."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def build_row(facts: CallFacts, usage: Usage, priced: Priced, usage_status: str | None) -> dict[str, Any]:
     return {
         "timestamp": iso_utc(facts.started_at),
         "provider": facts.provider,
-        "model": usage.model,
+        "model": clean_text(usage.model),
         "endpoint": facts.endpoint,
         "method": facts.method,
         "input_tokens": usage.input_tokens,
@@ -51,7 +92,7 @@ def build_row(facts: CallFacts, usage: Usage, priced: Priced, usage_status: str 
         "duration_ms": round((facts.ended_at - facts.started_at) * 1000, 3),
         "streaming": int(facts.streaming),
         "status_code": facts.status_code,
-        "error": facts.error,
+        "error": clean_text(facts.error),
         "cache_read_tokens": usage.cache_read_tokens,
         "cache_write_tokens": usage.cache_write_tokens,
         "reasoning_tokens": usage.reasoning_tokens,

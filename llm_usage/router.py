@@ -1,7 +1,8 @@
 """Routing: ``/<provider>/<rest>?<query>`` -> ``<base_url>/<rest>?<query>``.
 
 Method, headers (the client's own credentials included) and body pass unchanged; only
-the target and Host change (and ``stream_options.include_usage`` may be injected, see
+the target and Host change, the dashboard's own session cookie is removed, and
+``stream_options.include_usage`` may be added to a streamed chat request (see
 ``injection.py``). Unknown slugs get a 404 listing the providers and are never forwarded.
 Upstream TLS is verified by mitmproxy (``ssl_insecure`` stays off).
 """
@@ -49,6 +50,14 @@ class Router:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:  # answered already (the proxy's own pages)
             return
+        try:
+            self._route(flow)
+        except Exception:  # a bug here must not send the request on unrouted and unlogged
+            logger.exception("llm-usage: could not route %s", flow.request.method)
+            flow.metadata.pop(CALL_KEY, None)
+            flow.response = json_response(502, {"error": "llm-usage could not route this request; see the proxy's log"})
+
+    def _route(self, flow: http.HTTPFlow) -> None:
         try:
             route = parse_route(flow.request.path)
         except RouteError as exc:

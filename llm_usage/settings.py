@@ -129,8 +129,7 @@ class Settings:
         port = ctx.options.listen_port or 8080
         self.call_lines(
             [
-                f"proxy on http://{host}:{port}/<provider>/... "
-                f"(providers: {', '.join(sorted(self.providers))})",
+                f"proxy on http://{host}:{port}/<provider>/... (providers: {', '.join(sorted(self.providers))})",
                 f"dashboard on http://{host}:{port}/dashboard, requests logged to {ctx.options.llm_usage_db}",
             ]
         )

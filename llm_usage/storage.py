@@ -4,8 +4,9 @@ mitmproxy sends the end of a response only after the ``response`` hook returns, 
 I/O there is latency every client pays; and a sqlite-utils ``Database`` is bound to the
 thread that opened it. Hooks therefore only ``submit`` a row; the thread batches what is
 queued into one transaction. ``close`` (mitmproxy's ``done``: quit or script reload)
-flushes every pending row. A database failure is logged loudly and retried; it never
-reaches the user's traffic.
+flushes every pending row (or, if the database is failing right then, says how many it
+could not write). A database failure is logged loudly and retried; rows queue up to a
+bound meanwhile; it never reaches the user's traffic.
 """
 
 from __future__ import annotations
@@ -91,19 +92,14 @@ class UsageWriter:
     def _run(self) -> None:
         db: Database | None = None
         pending: list[dict[str, Any]] = []
+        markers: list[threading.Event] = []
         stopping = False
+        retry_at: float | None = None  # set while the database is failing
         while True:
-            if not pending:
-                item = self._queue.get()
-                items = [item]
-            else:
-                items = []
-            while len(items) + len(pending) < BATCH_MAX:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            markers: list[threading.Event] = []
+            if retry_at is None:
+                items = self._take(block=True, timeout=None)
+            else:  # keep taking rows (and _STOP) while waiting to retry
+                items = self._take(block=True, timeout=max(retry_at - time.monotonic(), 0.0))
             lines: list[str] = []
             for item in items:
                 if item is _STOP:
@@ -115,22 +111,24 @@ class UsageWriter:
                     pending.append(row)
                     if line is not None:
                         lines.append(line)
-            if lines and self.on_lines is not None:
-                try:
-                    self.on_lines(lines)
-                except (OSError, ValueError):  # stdout closed: the rows still get written
-                    self.on_lines = None
-            wrote = bool(pending)
-            if pending:
+            self._print(lines)
+            if len(pending) > MAX_PENDING_ON_FAILURE:
+                overflow = len(pending) - MAX_PENDING_ON_FAILURE
+                self.dropped += overflow
+                del pending[:overflow]
+                logger.error("llm-usage: dropped %d unwritten row(s) while the database fails", overflow)
+            wrote = False
+            if pending and (retry_at is None or time.monotonic() >= retry_at or stopping):
                 try:
                     if db is None:
                         db = open_database(self.path)
                         # WAL + NORMAL: no fsync per commit; still never corrupt, at worst
                         # the last moments of rows are lost on a power cut.
                         db.execute("PRAGMA synchronous=NORMAL")
-                    insert_rows(db, pending)
-                    self.written += len(pending)
+                    self._write(db, pending)
                     pending = []
+                    retry_at = None
+                    wrote = True
                 except (sqlite3.Error, OSError) as exc:
                     self.failures += 1
                     logger.error(
@@ -141,25 +139,71 @@ class UsageWriter:
                     )
                     _close_quietly(db)
                     db = None
-                    if len(pending) > MAX_PENDING_ON_FAILURE:
-                        overflow = len(pending) - MAX_PENDING_ON_FAILURE
-                        self.dropped += overflow
-                        pending = pending[overflow:]
-                        logger.error("llm-usage: dropped %d unwritten row(s) while the database fails", overflow)
-                    if stopping:
-                        logger.error("llm-usage: shutting down with %d row(s) not written", len(pending))
-                        break
-                    time.sleep(RETRY_SECONDS)
-                    for marker in markers:
-                        self._queue.put(marker)
-                    continue
-            for marker in markers:
-                marker.set()
+                    retry_at = time.monotonic() + RETRY_SECONDS
+            if not pending:
+                for marker in markers:
+                    marker.set()
+                markers = []
             if stopping:
+                if pending:
+                    logger.error("llm-usage: shutting down with %d row(s) not written to %s", len(pending), self.path)
                 break
             if wrote:
                 time.sleep(BATCH_WINDOW_SECONDS)
+        for marker in markers:
+            marker.set()
         _close_quietly(db)
+
+    def _take(self, block: bool, timeout: float | None) -> list[Any]:
+        items: list[Any] = []
+        try:
+            items.append(self._queue.get(block, timeout))
+        except queue.Empty:
+            return items
+        while len(items) < BATCH_MAX:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _write(self, db: Database, rows: list[dict[str, Any]]) -> None:
+        """All rows in one transaction. A database-level failure (sqlite3.OperationalError,
+        a corrupt file, I/O) propagates, to be retried; a row the database will not take
+        (an unencodable string, an out-of-range number) is written without its fellows
+        failing: each row alone, and the ones refused are dropped, loudly."""
+        try:
+            insert_rows(db, rows)
+            self.written += len(rows)
+            return
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bad row, not a bad database
+            logger.error("llm-usage: a batch of %d row(s) was refused (%s); writing them one by one", len(rows), exc)
+        for row in rows:
+            try:
+                insert_rows(db, [row])
+                self.written += 1
+            except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError):
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self.dropped += 1
+                logger.error("llm-usage: dropped a row the database refused (%s): %r", exc, _describe(row))
+
+    def _print(self, lines: list[str]) -> None:
+        if not lines or self.on_lines is None:
+            return
+        try:
+            try:
+                self.on_lines(lines)
+            except UnicodeError:  # a stray surrogate in a model name: print it replaced
+                self.on_lines([line.encode("utf-8", "replace").decode("utf-8") for line in lines])
+        except (OSError, ValueError):  # stdout closed: the rows still get written
+            self.on_lines = None
+
+
+def _describe(row: dict[str, Any]) -> str:
+    return f"{row.get('timestamp')} {row.get('provider')} {row.get('endpoint')}"
 
 
 def _close_quietly(db: Database | None) -> None:

@@ -174,7 +174,7 @@ class WebUI:
         if flow.response is not None:
             return None
         path, _, query = flow.request.path.partition("?")
-        if path.split("/", 2)[1] not in RESERVED:
+        if path[1:].partition("/")[0] not in RESERVED:  # also safe for "*" (OPTIONS *) or ""
             return None
         flow.metadata[WEB_KEY] = True
         return self._respond(flow, path, query)

@@ -140,3 +140,13 @@ def test_recorded_traffic_replayed_through_the_proxy(proxy: Proxy, new_rows, pat
         assert row["error"] is None
     if expected["cost"] is not None:
         assert row["cost_source"] == "provider" and row["cost_usd"] == pytest.approx(expected["cost"])
+
+
+def test_gemini_stream_cut_short_is_partial_not_complete(proxy: Proxy, new_rows) -> None:
+    """Gemini repeats a running total in every chunk: a cut stream's last total is not final."""
+    url = f"{proxy.url}/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    with httpx.stream("POST", url, json={}, headers={"X-Mock-Cut-After": "3"}) as response:
+        with pytest.raises(httpx.HTTPError):
+            b"".join(response.iter_raw())
+    [row] = new_rows(1)
+    assert row["usage_status"] == "partial" and row["input_tokens"] == 40 and row["error"]

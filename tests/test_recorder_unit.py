@@ -104,3 +104,29 @@ def test_a_model_list_is_not_a_call_with_missing_usage(addon_context) -> None:
     assert settings.writer.flush(10)
     rows = sqlite3.connect(settings.writer.path).execute("select method, usage_status, cost_usd, error from requests")
     assert rows.fetchall() == [("GET", None, None, None)]
+
+
+def test_a_body_with_a_lone_surrogate_is_still_routed_injected_and_recorded(addon_context) -> None:
+    settings, router, recorder, _ = addon_context
+    raw = b'{"model": "m\\ud83d", "stream": true, "messages": [{"role": "user", "content": "cut \\ud83d"}]}'
+    request = tutils.treq(method=b"POST", path=b"/openai/v1/chat/completions", content=raw)
+    flow = tflow.tflow(req=request)
+    router.request(flow)
+    assert flow.request.content == b'{"stream_options":{"include_usage":true},' + raw[1:]  # other bytes kept
+    flow.response = tutils.tresp(content=b"", headers=[(b"content-type", b"text/event-stream")])
+    recorder.responseheaders(flow)
+    recorder.response(flow)
+    assert settings.writer.flush(10)
+    rows = sqlite3.connect(settings.writer.path).execute("select model, usage_status from requests").fetchall()
+    assert rows == [("m?", "missing")]  # the lone surrogate replaced, the row written
+
+
+def test_token_counting_owes_no_usage(addon_context) -> None:
+    settings, router, recorder, _ = addon_context
+    flow = _flow("/anthropic/v1/messages/count_tokens", {"model": "claude-sonnet-4-5"})
+    router.request(flow)
+    flow.response = tutils.tresp(content=b'{"input_tokens": 12}', headers=[(b"content-type", b"application/json")])
+    recorder.response(flow)
+    assert settings.writer.flush(10)
+    row = sqlite3.connect(settings.writer.path).execute("select usage_status, cost_usd from requests").fetchone()
+    assert row == (None, None)

@@ -82,3 +82,35 @@ def test_open_database_migrates_idempotently(tmp_path: Path) -> None:
     columns = set(db.table("requests").columns_dict)
     assert {"cache_read_tokens", "ttft_ms", "cost_source", "usage_status", "client", "cache_savings_usd"} <= columns
     assert {idx.columns[0] for idx in db.table("requests").indexes} >= {"timestamp", "provider", "model"}
+
+
+def test_a_row_the_database_refuses_does_not_take_the_others_with_it(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    writer = UsageWriter(path)
+    writer.submit(_row(1))
+    writer.submit({**_row(2), "input_tokens": 2**70})  # does not fit an SQLite integer
+    writer.submit(_row(3))
+    assert writer.flush(10)
+    writer.submit(_row(4))  # and the writer is still alive
+    writer.close()
+    got = sqlite3.connect(path).execute("select input_tokens from requests order by id").fetchall()
+    assert got == [(1,), (3,), (4,)] and writer.dropped == 1
+
+
+def test_quitting_while_the_database_fails_says_so_and_does_not_hang(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "RETRY_SECONDS", 30.0)
+    path = tmp_path / "u.db"
+    open_database(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("drop table requests")
+    conn.commit()
+    writer = UsageWriter(path)
+    with caplog.at_level(logging.ERROR, logger="llm_usage.storage"):
+        for i in range(50):
+            writer.submit(_row(i))
+        started = time.monotonic()
+        writer.close(timeout=10)
+    assert time.monotonic() - started < 5  # not the 30 s retry wait
+    assert any("shutting down with" in r.getMessage() for r in caplog.records)

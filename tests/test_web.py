@@ -104,7 +104,7 @@ def locked_ui(db_path: Path) -> Harness:
 
 
 def test_other_paths_are_left_to_the_router(open_ui: Harness) -> None:
-    for path in ("/openai/v1/chat/completions", "/statsx/summary", "/", "/favicon.ico"):
+    for path in ("/openai/v1/chat/completions", "/statsx/summary", "/", "/favicon.ico", "*", ""):
         flow = open_ui.get(path)
         assert flow.response is None and web.WEB_KEY not in flow.metadata
 

@@ -7,6 +7,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 MAX_ERROR_CHARS = 500
+MAX_COST_USD = Decimal(1_000_000)
+"""A reported cost above this for one call is garbage, not a price."""
 
 
 def load_json(body: bytes | str) -> Any:
@@ -19,14 +21,18 @@ def load_json(body: bytes | str) -> Any:
         return None
 
 
+MAX_COUNT = 2**53
+"""No real call uses more tokens; anything beyond is garbage (and would not fit SQLite)."""
+
+
 def as_int(value: Any) -> int | None:
-    """A token count as an int; ``None`` for absent, null, booleans or garbage."""
+    """A token count as an int; ``None`` for absent, null, booleans, negatives or garbage."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and 0 <= value < MAX_COUNT:
+        return value
     return None
 
 
@@ -39,7 +45,7 @@ def as_decimal(value: Any) -> Decimal | None:
             result = Decimal(str(value))
         except InvalidOperation:
             return None
-        return result if result.is_finite() else None
+        return result if result.is_finite() and abs(result) < MAX_COST_USD else None
     return None
 
 

@@ -23,6 +23,8 @@ from .common import as_int, error_message, load_json
 from .framing import JSONArrayFramer, SSEFramer
 
 _USAGE_METADATA = re.compile(rb'"usageMetadata"\s*:\s*\{')
+_FINISHED = re.compile(rb'"(?:finishReason|blockReason)"\s*:')
+"""Only the last chunk of a stream says why it finished (or that the prompt was blocked)."""
 _MODEL_IN_PATH = re.compile(r"/models/([^/:]+)(?::|$)")
 
 
@@ -94,4 +96,7 @@ class StreamParser:
         warnings = (f"{self._framer.dropped} over-long stream element(s) skipped",) if self._framer.dropped else ()
         data = self._last if self._last is not None else self._any
         usage = _from_document(load_json(data)) if data is not None else Usage()
+        if usage.status == "complete" and data is not None and not _FINISHED.search(data):
+            # The running total of a stream that stopped before its last chunk.
+            usage = usage.with_(status="partial")
         return usage.with_(warnings=warnings)
