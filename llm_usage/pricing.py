@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -98,8 +99,13 @@ def lookup_table(table: PriceTable, provider: str, model: str) -> PriceEntry | N
     return None
 
 
-def _without_cache(usage: Usage) -> Usage:
-    return usage.with_(cache_read_tokens=None, cache_write_tokens=None)
+def priced_with(cost_of: Callable[[Usage], Decimal], usage: Usage, source: str) -> Priced:
+    """The cost, and what caching saved: the cost had the cached tokens been plain input."""
+    cost = cost_of(usage)
+    savings = None
+    if usage.cache_read_tokens or usage.cache_write_tokens:
+        savings = cost_of(usage.with_(cache_read_tokens=None, cache_write_tokens=None)) - cost
+    return Priced(cost, source, savings)
 
 
 @lru_cache(maxsize=4096)
@@ -169,11 +175,7 @@ class Pricer:
 
     @staticmethod
     def _from_table(entry: PriceEntry, usage: Usage) -> Priced:
-        cost = table_cost(entry.prices, usage)
-        savings = None
-        if usage.cache_read_tokens or usage.cache_write_tokens:
-            savings = table_cost(entry.prices, _without_cache(usage)) - cost
-        return Priced(cost, entry.source, savings)
+        return priced_with(lambda u: table_cost(entry.prices, u), usage, entry.source)
 
     def _genai(self, genai_provider: str, model: str, usage: Usage, at: datetime) -> Priced | None:
         model_price = genai_model_price(genai_provider, model, at.astimezone(UTC).date())
@@ -184,22 +186,14 @@ class Pricer:
             # The same arithmetic as genai-prices' calc_price for per-token prices, without
             # its generic unit machinery (~40 us a call on the proxy's event loop);
             # tests/test_pricing.py checks both agree across models, tiers and caches.
-            cost = table_cost(prices, usage)
-            savings = None
-            if usage.cache_read_tokens or usage.cache_write_tokens:
-                savings = table_cost(prices, _without_cache(usage)) - cost
-            return Priced(cost, GENAI_SOURCE, savings)
+            return priced_with(lambda u: table_cost(prices, u), usage, GENAI_SOURCE)
         try:
-            cost = self._genai_cost(genai_provider, model, usage, at)
-            savings = None
-            if usage.cache_read_tokens or usage.cache_write_tokens:
-                savings = self._genai_cost(genai_provider, model, _without_cache(usage), at) - cost
+            return priced_with(lambda u: self._genai_cost(genai_provider, model, u, at), usage, GENAI_SOURCE)
         except LookupError:
             return None
         except ValueError as exc:  # usage genai-prices cannot price (inconsistent counts)
             logger.warning("llm-usage: genai-prices could not price %s/%s: %s", genai_provider, model, exc)
             return None
-        return Priced(cost, GENAI_SOURCE, savings)
 
     @staticmethod
     def _genai_cost(genai_provider: str, model: str, usage: Usage, at: datetime) -> Decimal:

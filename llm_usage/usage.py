@@ -48,6 +48,3 @@ class Usage:
 
     def with_(self, **changes: object) -> Usage:
         return replace(self, **changes)  # type: ignore[arg-type]
-
-
-EMPTY = Usage()

@@ -17,14 +17,12 @@ ones repeat the input and cache counts).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..usage import Usage
-from .common import as_int, error_message, get_path, load_json
+from .common import as_int, body_model, error_message, get_path, load_json, path_model
 from .framing import SSEFramer
 
-_MODEL_IN_PATH = re.compile(r"/models/([^/:]+)(?::|$)")
 _RAW_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
@@ -55,11 +53,7 @@ def _to_usage(raw: dict[str, int], model: str | None, status: str) -> Usage:
 def requested_model(path: str, request: dict[str, Any]) -> str | None:
     """The body's ``model``; on Vertex AI it sits in the URL
     (``.../publishers/anthropic/models/claude-3-7-sonnet@20250219:rawPredict``)."""
-    model = request.get("model")
-    if isinstance(model, str) and model:
-        return model
-    match = _MODEL_IN_PATH.search(path)
-    return match.group(1) if match else None
+    return body_model(path, request) or path_model(path)
 
 
 def parse_response(body: bytes) -> Usage:

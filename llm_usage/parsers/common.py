@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -56,6 +57,22 @@ def get_path(obj: Any, *keys: str) -> Any:
             return None
         obj = obj.get(key)
     return obj
+
+
+_MODEL_IN_PATH = re.compile(r"/models/([^/:]+)(?::|$)")
+
+
+def body_model(path: str, request: dict[str, Any]) -> str | None:
+    """The ``model`` the client asked for in its JSON body."""
+    model = request.get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def path_model(path: str) -> str | None:
+    """The model named in a URL: ``/v1beta/models/gemini-2.5-flash:generateContent``, Vertex
+    AI's ``.../publishers/anthropic/models/claude-3-7-sonnet@20250219:rawPredict``."""
+    match = _MODEL_IN_PATH.search(path)
+    return match.group(1) if match else None
 
 
 def error_message(body: bytes | str | Any) -> str | None:

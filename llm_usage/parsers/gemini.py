@@ -19,23 +19,19 @@ import re
 from typing import Any
 
 from ..usage import Usage
-from .common import as_int, error_message, load_json
+from .common import as_int, body_model, error_message, load_json, path_model
 from .framing import JSONArrayFramer, SSEFramer
 
 _USAGE_METADATA = re.compile(rb'"usageMetadata"\s*:\s*\{')
 _FINISHED = re.compile(rb'"(?:finishReason|blockReason)"\s*:')
 """Only the last chunk of a stream says why it finished (or that the prompt was blocked)."""
-_MODEL_IN_PATH = re.compile(r"/models/([^/:]+)(?::|$)")
 
 
 def requested_model(path: str, request: dict[str, Any]) -> str | None:
     """Gemini names the model in the URL: ``/v1beta/models/gemini-2.5-flash:generateContent``
     (the body's ``model``, when an SDK sends one, is ``models/<name>``)."""
-    match = _MODEL_IN_PATH.search(path)
-    if match:
-        return match.group(1)
-    model = request.get("model")
-    return model.removeprefix("models/") if isinstance(model, str) and model else None
+    model = path_model(path) or body_model(path, request)
+    return model.removeprefix("models/") if model else None
 
 
 def _from_document(obj: Any, status: str = "complete") -> Usage:

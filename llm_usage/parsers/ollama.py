@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from ..usage import Usage
-from .common import as_int, error_message, load_json
+from .common import as_int, body_model, error_message, load_json
 from .framing import NDJSONFramer
 
 _DONE = re.compile(rb'"done"\s*:\s*true')
@@ -34,9 +34,7 @@ def _from_object(obj: Any) -> Usage:
     return Usage(model=model, input_tokens=prompt or 0, output_tokens=output or 0, status="complete")
 
 
-def requested_model(path: str, request: dict[str, Any]) -> str | None:
-    model = request.get("model")
-    return model if isinstance(model, str) and model else None
+requested_model = body_model
 
 
 def parse_response(body: bytes) -> Usage:

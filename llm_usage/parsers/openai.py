@@ -33,7 +33,7 @@ import re
 from typing import Any
 
 from ..usage import Usage
-from .common import as_decimal, as_int, error_message, get_path, load_json
+from .common import as_decimal, as_int, body_model, error_message, get_path, load_json
 from .framing import SSEFramer
 
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
@@ -106,9 +106,7 @@ def _from_document(obj: Any, status: str = "complete") -> Usage:
     return Usage(model=model if isinstance(model, str) else None, status=status, **fields)  # type: ignore[arg-type]
 
 
-def requested_model(path: str, request: dict[str, Any]) -> str | None:
-    model = request.get("model")
-    return model if isinstance(model, str) and model else None
+requested_model = body_model
 
 
 def parse_response(body: bytes) -> Usage:
