@@ -7,9 +7,8 @@ saying why, where it is missing. With LLM_USAGE_SCREENSHOT=1 it also refreshes d
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 import re
 import urllib.request
 from collections.abc import Iterator
