@@ -382,14 +382,18 @@ class Bench:
             "(info)",
             None,
         )
-        rows = procs.rows_after(self.db, start_id, addon_streams)
+        self.check_stream_rows(start_id, addon_streams, "first byte")
+
+    def check_stream_rows(self, start_id: int, streams: int, part: str) -> None:
+        """Every stream of a part logged once, streaming, with complete usage."""
+        rows = procs.rows_after(self.db, start_id, streams)
         complete = sum(1 for r in rows if r[1] == 1 and r[3] == "complete")
-        say(f"   addon rows: {len(rows)} for {addon_streams} streams ({complete} streaming, usage complete)")
-        if not (len(rows) == complete == addon_streams):
+        say(f"   addon rows: {len(rows)} for {streams} streams ({complete} streaming, usage complete)")
+        if not (len(rows) == complete == streams):
             self.report.add(
-                "rows logged = streams (first byte)",
+                f"rows logged = streams ({part})",
                 "",
-                f"{len(rows)}/{addon_streams}",
+                f"{len(rows)}/{streams}",
                 f"{complete} complete",
                 "one row each",
                 False,
@@ -481,18 +485,7 @@ class Bench:
             "(info)",
             None,
         )
-        rows = procs.rows_after(self.db, start_id, addon_streams)
-        complete = sum(1 for r in rows if r[1] == 1 and r[3] == "complete")
-        say(f"   addon rows: {len(rows)} for {addon_streams} streams ({complete} usage complete)")
-        if not (len(rows) == complete == addon_streams):
-            self.report.add(
-                "rows logged = streams (events/s)",
-                "",
-                f"{len(rows)}/{addon_streams}",
-                f"{complete} complete",
-                "one row each",
-                False,
-            )
+        self.check_stream_rows(start_id, addon_streams, "events/s")
 
     # -------------------------------------------------------------- 4: many streams
 
