@@ -9,6 +9,7 @@ Claude Code (``claude-cli/<version>``), Codex, Aider, ...
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 Patterns = tuple[tuple[re.Pattern[str], str], ...]
 
@@ -56,13 +57,14 @@ LIBRARY_PATTERNS = _compile(
 )
 
 
+@lru_cache(maxsize=1024)
 def client_family(user_agent: str | None, app_title: str | None = None, referer: str | None = None) -> str | None:
     """A short family name, ``"other"`` when unknown, ``None`` when nothing identifies it.
 
     Tools built on an SDK (Cline and Roo Code use the OpenAI/Anthropic JS SDKs) send the
     SDK's User-Agent but name themselves in OpenRouter's attribution headers
     (``X-Title``, ``HTTP-Referer``: https://openrouter.ai/docs/api-reference/overview#headers),
-    so those are read first.
+    so those are read first. Cached: a tool sends the same headers on every call.
     """
     for hint in (app_title, referer):
         if hint:
