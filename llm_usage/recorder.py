@@ -26,7 +26,7 @@ from .injection import UsageChunkFilter
 from .parsers import is_streamed, parse_whole
 from .parsers.common import error_message, load_json
 from .pricing import UNPRICED
-from .records import CallFacts, build_row, row_usage_status, summary_line
+from .records import CallFacts, build_row, redact, row_usage_status, summary_line
 from .settings import Settings
 from .streaming import StreamTee
 from .usage import Usage
@@ -37,6 +37,19 @@ logger = logging.getLogger(__name__)
 def _call(flow: http.HTTPFlow) -> Call | None:
     call = flow.metadata.get(CALL_KEY)
     return call if isinstance(call, Call) and not call.logged else None
+
+
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization")
+
+
+def _request_secrets(request: http.Request) -> list[str]:
+    """Every query value and credential the request carried (only read for error rows)."""
+    secrets = [value for _name, value in request.query.items(multi=True)]
+    for header in _CREDENTIAL_HEADERS:
+        value = request.headers.get(header)
+        if value:
+            secrets += [value, value.partition(" ")[2]]  # "Bearer <token>" and the token alone
+    return [s for s in secrets if s]
 
 
 class UsageRecorder:
@@ -131,6 +144,8 @@ class UsageRecorder:
             body = response.get_content(strict=False) if response is not None and call.tee is None else b""
             error = usage.error or (error_message(body) if body else None) or f"HTTP {status_code}"
         error = error or usage.error or unreadable or (call.tee.parse_error if call.tee else None)
+        if error:
+            error = redact(error, _request_secrets(flow.request))
         if usage.model is None:
             usage = usage.with_(model=self._requested_model(flow, call))
         usage_status = row_usage_status(

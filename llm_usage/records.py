@@ -66,6 +66,17 @@ def row_usage_status(
     return "missing"
 
 
+def redact(text: str | None, secrets: list[str]) -> str | None:
+    """An error message with the request's secrets taken out: a gateway's error page may
+    echo the URL (a Gemini ``?key=``) or a header back."""
+    if not text:
+        return text
+    for secret in secrets:
+        if len(secret) >= 8 and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
 def clean_text(value: str | None) -> str | None:
     """Text that SQLite and a terminal can take: a lone surrogate (a client's string cut
     inside an emoji) is replaced, not allowed to make the row unwritable."""

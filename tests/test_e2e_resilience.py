@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -37,13 +38,14 @@ def test_database_failure_is_loud_but_traffic_flows(upstream: MockUpstream, tmp_
 
 
 def test_quit_flushes_pending_rows(upstream: MockUpstream, tmp_path: Path) -> None:
+    """Rows still queued for the writer when the proxy is told to stop are written."""
     proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"])
     client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key="k")
-    for _ in range(20):
-        client.chat.completions.create(model="gpt-4o-mini", messages=[])
-    assert proxy.stop() == 0
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: client.chat.completions.create(model="gpt-4o-mini", messages=[]), range(40)))
+    assert proxy.stop() == 0  # at once: the writer gathers rows for 50 ms before each write
     rows = sqlite3.connect(proxy.db_path).execute("select count(*) from requests").fetchone()
-    assert rows == (20,)
+    assert rows == (40,)
 
 
 def test_mitmweb_works_the_same(upstream: MockUpstream, tmp_path: Path) -> None:

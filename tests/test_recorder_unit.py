@@ -130,3 +130,20 @@ def test_token_counting_owes_no_usage(addon_context) -> None:
     assert settings.writer.flush(10)
     row = sqlite3.connect(settings.writer.path).execute("select usage_status, cost_usd from requests").fetchone()
     assert row == (None, None)
+
+
+def test_an_error_page_that_echoes_the_key_is_stored_without_it(addon_context) -> None:
+    settings, router, recorder, _ = addon_context
+    request = tutils.treq(
+        method=b"POST",
+        path=b"/gemini/v1beta/models/gemini-2.5-flash:generateContent?key=AIzaSECRETKEY12345",
+        content=b"{}",
+    )
+    flow = tflow.tflow(req=request)
+    router.request(flow)
+    page = b"<html>502 Bad Gateway for /v1beta/models/gemini-2.5-flash:generateContent?key=AIzaSECRETKEY12345</html>"
+    flow.response = tutils.tresp(status_code=502, content=page, headers=[(b"content-type", b"text/html")])
+    recorder.response(flow)
+    assert settings.writer.flush(10)
+    (error,) = sqlite3.connect(settings.writer.path).execute("select error from requests").fetchone()
+    assert "AIzaSECRETKEY12345" not in error and "[redacted]" in error
