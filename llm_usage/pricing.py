@@ -108,6 +108,11 @@ def priced_with(cost_of: Callable[[Usage], Decimal], usage: Usage, source: str) 
     return Priced(cost, source, savings)
 
 
+def warm_up_prices() -> None:
+    """Load genai-prices' bundled data now rather than on the first priced call."""
+    data_snapshot.get_snapshot()
+
+
 @lru_cache(maxsize=4096)
 def genai_model_price(provider_id: str, model: str, day: date) -> ModelPrice | None:
     """genai-prices' price set for a model on a day (prices change by date), or None.

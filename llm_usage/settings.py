@@ -26,7 +26,7 @@ from .config import (
     load_providers,
     read_dotenv,
 )
-from .pricing import Pricer
+from .pricing import Pricer, warm_up_prices
 from .storage import UsageWriter, open_database
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class Settings:
 
     def running(self) -> None:
         self._running = True
+        warm_up_prices()  # genai-prices' data (~40,000 objects) now, not during the first call
         host = ctx.options.listen_host or "localhost"
         if host in ("0.0.0.0", "::"):
             host = "localhost"
