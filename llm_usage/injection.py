@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from .parsers.openai import USAGE_OBJECT as _USAGE_OBJECT
+
 _INJECTABLE_PATH = re.compile(r"/(?:chat/completions|completions)$")
 _STREAM_OPTIONS_MEMBER = b'"stream_options":{"include_usage":true},'
 
@@ -48,7 +50,6 @@ def inject_include_usage(path: str, body: bytes) -> bytes | None:
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
-_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _NULL_USAGE_FIELD = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,')
 
 

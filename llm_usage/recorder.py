@@ -12,7 +12,6 @@ readable line and, in mitmweb, becomes the flow's comment.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -50,6 +49,25 @@ def _request_secrets(request: http.Request) -> list[str]:
         if value:
             secrets += [value, value.partition(" ")[2]]  # "Bearer <token>" and the token alone
     return [s for s in secrets if s]
+
+
+def _facts(flow: http.HTTPFlow, call: Call, error: str | None) -> CallFacts:
+    """What the proxy itself saw of the call."""
+    request, response = flow.request, flow.response
+    return CallFacts(
+        provider=call.provider.slug,
+        endpoint=call.path,
+        method=request.method,
+        started_at=request.timestamp_start,
+        ended_at=(response.timestamp_end if response is not None else None) or time.time(),
+        streaming=call.tee is not None,
+        status_code=response.status_code if response is not None else None,
+        error=error,
+        first_byte_at=call.tee.first_byte_at if call.tee else None,
+        client=client_family(
+            request.headers.get("user-agent"), request.headers.get("x-title"), request.headers.get("http-referer")
+        ),
+    )
 
 
 class UsageRecorder:
@@ -108,21 +126,8 @@ class UsageRecorder:
             row, line, warnings = self._build_row(flow, call, failure)
         except Exception as exc:  # a bug must not lose the row or reach mitmproxy
             logger.exception("llm-usage: could not account for a call to %s %s", call.provider.slug, call.path)
-            row = build_row(
-                CallFacts(
-                    provider=call.provider.slug,
-                    endpoint=call.path,
-                    method=flow.request.method,
-                    started_at=flow.request.timestamp_start,
-                    ended_at=time.time(),
-                    streaming=call.tee is not None,
-                    status_code=flow.response.status_code if flow.response is not None else None,
-                    error=f"llm-usage could not account for this call: {type(exc).__name__}: {exc}",
-                ),
-                Usage(),
-                UNPRICED,
-                None,
-            )
+            error = f"llm-usage could not account for this call: {type(exc).__name__}: {exc}"
+            row = build_row(_facts(flow, call, error=error), Usage(), UNPRICED, None)
             line, warnings = summary_line(row), ()
         flow.comment = line  # mitmweb shows it beside the flow
         for warning in warnings:
@@ -157,26 +162,9 @@ class UsageRecorder:
             failed=failure is not None,
             streamed=call.tee is not None,
         )
-        started = flow.request.timestamp_start
-        ended = (response.timestamp_end if response is not None else None) or time.time()
-        facts = CallFacts(
-            provider=call.provider.slug,
-            endpoint=call.path,
-            method=flow.request.method,
-            started_at=started,
-            ended_at=ended,
-            streaming=call.tee is not None,
-            status_code=status_code,
-            error=error,
-            first_byte_at=call.tee.first_byte_at if call.tee else None,
-            client=client_family(
-                flow.request.headers.get("user-agent"),
-                flow.request.headers.get("x-title"),
-                flow.request.headers.get("http-referer"),
-            ),
-        )
+        facts = _facts(flow, call, error=error)
         priced = self.settings.pricer.price(
-            call.provider.slug, call.provider.genai_prices, usage, datetime.fromtimestamp(started, UTC)
+            call.provider.slug, call.provider.genai_prices, usage, datetime.fromtimestamp(facts.started_at, UTC)
         )
         row = build_row(facts, usage, priced, usage_status)
         return row, summary_line(row), usage.warnings
@@ -208,9 +196,5 @@ class UsageRecorder:
 
     @staticmethod
     def _requested_model(flow: http.HTTPFlow, call: Call) -> str | None:
-        body = flow.request.get_content(strict=False) or b""
-        request = load_json(body) if body[:1] in (b"{", b" ", b"\n", b"\t") else None
-        try:
-            return call.format.requested_model(call.path, request if isinstance(request, dict) else {})
-        except (TypeError, ValueError, json.JSONDecodeError):
-            return None
+        request = load_json(flow.request.get_content(strict=False) or b"")
+        return call.format.requested_model(call.path, request if isinstance(request, dict) else {})

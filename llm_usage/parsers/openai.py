@@ -36,7 +36,7 @@ from ..usage import Usage
 from .common import as_decimal, as_int, body_model, error_message, get_path, load_json
 from .framing import SSEFramer
 
-_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _RESPONSE_TERMINAL = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
 _ERROR_FIELD = re.compile(rb'"(?:error|type)"\s*:\s*(?:\{|"error")')
 _ANYTHING_TO_READ = re.compile(
@@ -142,7 +142,7 @@ class StreamParser:
             return
         if _ERROR_FIELD.search(data):
             self._on_possible_error(data)
-        if _USAGE_OBJECT.search(data):
+        if USAGE_OBJECT.search(data):
             # Parsed once at the end: usage repeats (Groq) and the last one wins.
             self._last_usage_data = data
         elif self._model is None and self._model_attempts < _MODEL_ATTEMPTS and b'"model"' in data:
