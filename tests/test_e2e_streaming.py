@@ -59,12 +59,15 @@ def test_client_disconnect_mid_stream_logs_a_partial_row(proxy: Proxy, new_rows)
     assert row["cost_usd"] is not None  # the spend that did happen is counted
 
 
-def test_upstream_reset_mid_stream_logs_a_partial_row(proxy: Proxy, new_rows) -> None:
-    with httpx.stream(
-        "POST", f"{proxy.url}/anthropic/v1/messages", json=ANTHROPIC_BODY, headers={"X-Mock-Cut-After": "4"}
-    ) as response:
+def _read_cut_stream(url: str, body: dict[str, object], headers: dict[str, str]) -> None:
+    """Read a stream the upstream resets part-way: the client sees the cut as an error."""
+    with httpx.stream("POST", url, json=body, headers=headers) as response:
         with pytest.raises(httpx.HTTPError):
             b"".join(response.iter_raw())
+
+
+def test_upstream_reset_mid_stream_logs_a_partial_row(proxy: Proxy, new_rows) -> None:
+    _read_cut_stream(f"{proxy.url}/anthropic/v1/messages", ANTHROPIC_BODY, {"X-Mock-Cut-After": "4"})
     [row] = new_rows(1)
     assert row["usage_status"] == "partial" and row["input_tokens"] == 1512
     assert row["error"]
@@ -72,11 +75,7 @@ def test_upstream_reset_mid_stream_logs_a_partial_row(proxy: Proxy, new_rows) ->
 
 def test_openai_stream_cut_before_usage_is_partial_with_no_counts(proxy: Proxy, new_rows) -> None:
     body = {"model": "gpt-4o-mini", "messages": [], "stream": True}
-    with httpx.stream(
-        "POST", f"{proxy.url}/openai/v1/chat/completions", json=body, headers={"X-Mock-Cut-After": "3"}
-    ) as response:
-        with pytest.raises(httpx.HTTPError):
-            b"".join(response.iter_raw())
+    _read_cut_stream(f"{proxy.url}/openai/v1/chat/completions", body, {"X-Mock-Cut-After": "3"})
     [row] = new_rows(1)
     assert row["usage_status"] == "partial" and row["input_tokens"] is None and row["cost_usd"] is None
     assert row["model"] == "gpt-4o-mini-2024-07-18"
@@ -145,8 +144,6 @@ def test_recorded_traffic_replayed_through_the_proxy(proxy: Proxy, new_rows, pat
 def test_gemini_stream_cut_short_is_partial_not_complete(proxy: Proxy, new_rows) -> None:
     """Gemini repeats a running total in every chunk: a cut stream's last total is not final."""
     url = f"{proxy.url}/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
-    with httpx.stream("POST", url, json={}, headers={"X-Mock-Cut-After": "3"}) as response:
-        with pytest.raises(httpx.HTTPError):
-            b"".join(response.iter_raw())
+    _read_cut_stream(url, {}, {"X-Mock-Cut-After": "3"})
     [row] = new_rows(1)
     assert row["usage_status"] == "partial" and row["input_tokens"] == 40 and row["error"]

@@ -28,6 +28,15 @@ def _row(i: int) -> dict[str, object]:
     }
 
 
+def _broken_database(path: Path) -> sqlite3.Connection:
+    """A migrated database whose table someone then dropped under the running proxy."""
+    open_database(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("drop table requests")
+    conn.commit()
+    return conn
+
+
 def test_rows_are_written_and_close_flushes_everything(tmp_path: Path) -> None:
     path = tmp_path / "u.db"
     open_database(path).close()
@@ -54,10 +63,7 @@ def test_database_failure_is_loud_retried_and_recovers(
 ) -> None:
     monkeypatch.setattr(storage, "RETRY_SECONDS", 0.05)
     path = tmp_path / "u.db"
-    open_database(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("drop table requests")  # someone broke the database under us
-    conn.commit()
+    conn = _broken_database(path)
     writer = UsageWriter(path)
     with caplog.at_level(logging.ERROR, logger="llm_usage.storage"):
         writer.submit(_row(7))
@@ -102,10 +108,7 @@ def test_quitting_while_the_database_fails_says_so_and_does_not_hang(
 ) -> None:
     monkeypatch.setattr(storage, "RETRY_SECONDS", 30.0)
     path = tmp_path / "u.db"
-    open_database(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("drop table requests")
-    conn.commit()
+    _broken_database(path)
     writer = UsageWriter(path)
     with caplog.at_level(logging.ERROR, logger="llm_usage.storage"):
         for i in range(50):
