@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,16 @@ MAX_PENDING_ON_FAILURE = 100_000
 """Rows kept in memory while the database is failing; older ones are dropped (and counted)."""
 
 _STOP = object()
-_INSERT_SQL = "INSERT INTO requests ({}) VALUES ({})".format(
-    ", ".join(f"[{c}]" for c in ROW_COLUMNS), ", ".join(f":{c}" for c in ROW_COLUMNS)
-)
+MAX_ROWS_PER_STATEMENT = 256
+"""21 columns x 256 rows stays far under SQLite's 32,766 bound parameters per statement."""
+
+
+@lru_cache(maxsize=16)
+def _insert_sql(rows: int) -> str:
+    """``INSERT ... VALUES (...), (...), ...`` for ``rows`` rows (cached: sizes are powers of two)."""
+    one = "({})".format(", ".join("?" * len(ROW_COLUMNS)))
+    columns = ", ".join(f"[{c}]" for c in ROW_COLUMNS)
+    return f"INSERT INTO requests ({columns}) VALUES {', '.join([one] * rows)}"
 
 
 def open_database(path: str | Path) -> Database:
@@ -48,13 +56,23 @@ def open_database(path: str | Path) -> Database:
 
 
 def insert_rows(db: Database, rows: list[dict[str, Any]]) -> None:
-    """One transaction of plain INSERTs with named parameters.
+    """One transaction; a few multi-row INSERT statements rather than one per row.
+
+    Why: the sqlite3 module releases the GIL for every statement step and takes it back
+    after, and under load mitmproxy's event loop is waiting for it each time; a step per
+    row made the writer thread cost the event loop as much CPU as its own work. Chunks are
+    powers of two, so a handful of cached statements cover any batch size.
 
     Not ``Table.insert_all``: that would silently re-create a missing table with only the
     columns it sees; a broken database must fail loudly instead.
     """
     with db.conn:
-        db.conn.executemany(_INSERT_SQL, ({c: row.get(c) for c in ROW_COLUMNS} for row in rows))
+        start = 0
+        while start < len(rows):
+            size = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
+            chunk = rows[start : start + size]
+            db.conn.execute(_insert_sql(size), [row.get(c) for row in chunk for c in ROW_COLUMNS])
+            start += size
 
 
 class UsageWriter:
