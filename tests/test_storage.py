@@ -117,3 +117,17 @@ def test_quitting_while_the_database_fails_says_so_and_does_not_hang(
         writer.close(timeout=10)
     assert time.monotonic() - started < 5  # not the 30 s retry wait
     assert any("shutting down with" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 255, 256, 257, 700])
+def test_insert_rows_writes_every_row_in_order_whatever_the_batch_size(tmp_path: Path, count: int) -> None:
+    """Batches go in as a few multi-row statements (powers of two, at most 256 rows each)."""
+    db = open_database(tmp_path / "u.db")
+    rows = [
+        {**_row(i), "cost_usd": i / 7 if i % 3 else None, "error": f"e{i}" if i % 5 == 0 else None}
+        for i in range(count)
+    ]
+    storage.insert_rows(db, rows)
+    got = db.execute("select input_tokens, cost_usd, error, model from requests order by id").fetchall()
+    assert got == [(r["input_tokens"], r["cost_usd"], r["error"], "m") for r in rows]
+    db.close()
