@@ -17,6 +17,13 @@ class Call:
     format: WireFormat
     path: str
     """Upstream path without the query: the row's ``endpoint`` (never the query string)."""
+    client: str | None = None
+    """The calling tool's family (``clients.py``), read from the request's headers."""
     injected_usage: bool = False
+    content_type: str = ""
+    content_encoding: str = ""
+    response_seen: object = None
+    """The response whose headers ``content_type``/``content_encoding`` were read from
+    (once, in ``responseheaders``)."""
     tee: StreamTee | None = None
     logged: bool = False

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from mitmproxy import http
 
 from .call import CALL_KEY, Call
-from .clients import client_family
 from .decoding import make_decoder
+from .headers import header_values
 from .injection import UsageChunkFilter
 from .parsers import is_streamed, parse_whole
 from .parsers.common import error_message, load_json
@@ -64,10 +64,29 @@ def _facts(flow: http.HTTPFlow, call: Call, error: str | None) -> CallFacts:
         status_code=response.status_code if response is not None else None,
         error=error,
         first_byte_at=call.tee.first_byte_at if call.tee else None,
-        client=client_family(
-            request.headers.get("user-agent"), request.headers.get("x-title"), request.headers.get("http-referer")
-        ),
+        client=call.client,
     )
+
+
+_RESPONSE_HEADERS = frozenset((b"content-type", b"content-encoding"))
+
+
+def _read_response_headers(call: Call, response: http.Response) -> None:
+    """Content type and encoding, read once per response (in ``responseheaders``, or in
+    ``response`` when another addon supplied the response and that hook never ran)."""
+    found = header_values(response.headers.fields, _RESPONSE_HEADERS)
+    call.content_type = found.get(b"content-type", "")
+    call.content_encoding = found.get(b"content-encoding", "")
+    call.response_seen = response
+
+
+def _body(response: http.Response, call: Call) -> bytes:
+    """The decoded body; with no content-encoding (the usual case) the raw bytes as they are."""
+    if call.response_seen is not response:
+        _read_response_headers(call, response)
+    if not call.content_encoding:
+        return response.raw_content or b""
+    return response.get_content(strict=False) or b""
 
 
 class UsageRecorder:
@@ -79,12 +98,13 @@ class UsageRecorder:
         response = flow.response
         if call is None or response is None:
             return
-        content_type = response.headers.get("content-type", "")
+        _read_response_headers(call, response)
+        content_type = call.content_type
+        headers = response.headers
         if not is_streamed(content_type, call.path):
             return
-        headers = response.headers
         try:
-            decoder = make_decoder(headers.get("content-encoding", ""))
+            decoder = make_decoder(call.content_encoding)
         except ValueError as exc:
             logger.warning("llm-usage: %s %s: %s; its usage is not parsed", call.provider.slug, call.path, exc)
             call.tee = StreamTee(call.format.stream_parser(content_type))
@@ -146,7 +166,7 @@ class UsageRecorder:
         usage, unreadable = self._usage(call, response)
         error = failure
         if error is None and status_code is not None and status_code >= 400:
-            body = response.get_content(strict=False) if response is not None and call.tee is None else b""
+            body = _body(response, call) if response is not None and call.tee is None else b""
             error = usage.error or (error_message(body) if body else None) or f"HTTP {status_code}"
         error = error or usage.error or unreadable or (call.tee.parse_error if call.tee else None)
         if error:
@@ -176,8 +196,8 @@ class UsageRecorder:
             return call.tee.finish(), None
         if response is None:
             return Usage(), None
-        body = response.get_content(strict=False) or b""
-        content_type = response.headers.get("content-type", "")
+        body = _body(response, call)
+        content_type = call.content_type or ""
         try:
             usage = parse_whole(call.format, body, content_type)
         except Exception as exc:

@@ -16,7 +16,9 @@ from mitmproxy import http
 from mitmproxy.net.http import url
 
 from .call import CALL_KEY, Call
-from .config import RESERVED_SLUGS
+from .clients import client_family
+from .config import RESERVED_SLUGS, Provider
+from .headers import header_values
 from .injection import inject_include_usage
 from .parsers import wire_format
 from .routes import RouteError, parse_route
@@ -41,6 +43,28 @@ def strip_session_cookie(request: http.Request) -> None:
         request.cookies = kept  # type: ignore[assignment]
     else:
         del request.headers["cookie"]
+
+
+_REQUEST_HEADERS = frozenset((b"cookie", b"user-agent", b"x-title", b"http-referer"))
+
+
+def retarget(request: http.Request, provider: Provider, path: str) -> None:
+    """Point the request at the provider: scheme, host, port, path, and Host once.
+
+    Sets the fields under ``Request`` directly: its ``host`` and ``port`` setters each
+    rewrite the Host header (a scan of every header) and ``host_header`` does it again;
+    this is the same result with one rewrite. The authority (HTTP/2's ``:authority``,
+    HTTP/1's absolute-form target) is updated as those setters would.
+    """
+    data = request.data
+    data.scheme = provider.scheme.encode()
+    data.host = provider.host
+    data.port = provider.port
+    data.path = path.encode("utf-8", "surrogateescape")
+    hostport = url.hostport(provider.scheme, provider.host, provider.port)
+    if data.authority:
+        request.authority = hostport
+    request.host_header = hostport
 
 
 class Router:
@@ -77,17 +101,16 @@ class Router:
             )
             return
         request = flow.request
-        request.scheme = provider.scheme
-        request.host = provider.host
-        request.port = provider.port
-        request.path = provider.base_path + route.path + route.query
-        request.host_header = url.hostport(provider.scheme, provider.host, provider.port)
-        if SESSION_COOKIE in request.headers.get("cookie", ""):
+        retarget(request, provider, provider.base_path + route.path + route.query)
+        headers = header_values(request.headers.fields, _REQUEST_HEADERS)
+        if SESSION_COOKIE in headers.get(b"cookie", ""):
             strip_session_cookie(request)
         fmt = wire_format(provider.format, route.path)
-        call = Call(provider=provider, format=fmt, path=route.path)
-        if provider.inject_stream_usage and fmt.name == "openai" and request.content:
-            injected = inject_include_usage(route.path, request.content)
+        client = client_family(headers.get(b"user-agent"), headers.get(b"x-title"), headers.get(b"http-referer"))
+        call = Call(provider=provider, format=fmt, path=route.path, client=client)
+        if provider.inject_stream_usage and fmt.name == "openai":
+            body = request.content
+            injected = inject_include_usage(route.path, body) if body else None
             if injected is not None:
                 request.content = injected
                 call.injected_usage = True

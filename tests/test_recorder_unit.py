@@ -147,3 +147,39 @@ def test_an_error_page_that_echoes_the_key_is_stored_without_it(addon_context) -
     assert settings.writer.flush(10)
     (error,) = sqlite3.connect(settings.writer.path).execute("select error from requests").fetchone()
     assert "AIzaSECRETKEY12345" not in error and "[redacted]" in error
+
+
+def test_routing_an_http2_request_sets_its_authority(addon_context) -> None:
+    _settings, router, _recorder, _ = addon_context
+    flow = _flow("/gemini/v1beta/models", {})
+    flow.request.http_version = "HTTP/2.0"
+    flow.request.authority = "localhost:8080"
+    flow.request.headers.pop("host", None)
+    router.request(flow)
+    assert flow.request.authority == "generativelanguage.googleapis.com"
+    assert "host" not in flow.request.headers  # HTTP/2 carries it as :authority only
+    assert flow.request.url == "https://generativelanguage.googleapis.com/v1beta/models"
+
+
+def test_routing_keeps_a_non_default_port_in_host(addon_context) -> None:
+    settings, router, _recorder, _ = addon_context
+    flow = _flow("/ollama/api/chat", {"model": "llama3"})
+    router.request(flow)
+    provider = settings.providers["ollama"]
+    assert flow.request.headers["host"] == f"{provider.host}:{provider.port}"
+    assert (flow.request.host, flow.request.port) == (provider.host, provider.port)
+
+
+def test_a_response_supplied_without_responseheaders_is_still_read(addon_context) -> None:
+    """Another addon (a replay, map_local) may answer without the responseheaders hook."""
+    settings, router, recorder, _ = addon_context
+    flow = _flow("/openai/v1/chat/completions", {"model": "gpt-4o-mini"})
+    router.request(flow)
+    usage = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+    raw = json.dumps({"model": "gpt-4o-mini-2024-07-18", "usage": usage}).encode()
+    flow.response = tutils.tresp(content=raw, headers=[(b"content-type", b"application/json")])
+    flow.response.encode("gzip")
+    recorder.response(flow)
+    assert settings.writer.flush(10)
+    rows = sqlite3.connect(settings.writer.path).execute("select input_tokens, output_tokens from requests").fetchall()
+    assert rows == [(7, 2)]
