@@ -7,10 +7,13 @@ NDJSON (Ollama), and the JSON array Gemini streams without ``alt=sse``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llm_usage.parsers.framing import JSONArrayFramer, LineSplitter, NDJSONFramer, SSEFramer
 
@@ -253,3 +256,81 @@ def test_json_array_over_long_element_is_dropped_and_counted() -> None:
         elements, dropped = run(lambda: JSONArrayFramer(max_bytes=64), chunks)
         assert elements == [b'{"a": 1}', b'{"b": [2]}'], [len(c) for c in chunks]
         assert dropped == 1, [len(c) for c in chunks]
+
+
+# ---------------------------------------------------------------------------------------------
+# keep=: whole runs of events that hold nothing a parser reads are skipped unframed
+
+KEEP = re.compile(rb"usage|error")
+
+
+def _long_sse(eol: bytes = b"\n") -> bytes:
+    events = []
+    for i in range(60):
+        events.append(b'data: {"delta":"word %d"}' % i)
+        if i in (0, 17, 18, 41):
+            events.append(b'event: message_delta\ndata: {"usage":{"n":%d}}' % i)
+        if i == 30:
+            events.append(b'data: {"error":"x"}\ndata: second line')
+    return b"".join(e.replace(b"\n", eol) + eol + eol for e in events)
+
+
+def _kept(events: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [e for e in events if KEEP.search(e[0] + b"\n" + e[1])]
+
+
+def _subsequence(part: list[Any], whole: list[Any]) -> bool:
+    it = iter(whole)
+    return all(any(x == y for y in it) for x in part)
+
+
+def _feed_keep(chunks: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
+    framer = SSEFramer()
+    out: list[tuple[bytes, bytes]] = []
+    for chunk in chunks:
+        out += framer.feed(chunk, KEEP)
+    return out + framer.flush()
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_sse_keep_yields_every_kept_event_whatever_the_split(eol: bytes, data: st.DataObject) -> None:
+    body = _long_sse(eol)
+    whole, _ = run(SSEFramer, [body])
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=12), label="cuts"))
+    got = _feed_keep(body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True))
+    assert _kept(got) == _kept(whole)
+    assert _subsequence(got, whole)
+
+
+def test_sse_keep_skips_chunks_of_events_it_finds_nothing_in() -> None:
+    events = [b'data: {"usage":%d}\n\n' % i if i in (3, 97) else b'data: {"d":%d}\n\n' % i for i in range(100)]
+    chunks = [b"".join(events[i : i + 10]) for i in range(0, len(events), 10)]
+    whole, _ = run(SSEFramer, chunks)
+    got = _feed_keep(chunks)
+    assert _kept(got) == _kept(whole)
+    assert len(got) < len(whole) // 2  # most content deltas were never framed
+
+
+def test_sse_keep_resumes_an_event_an_earlier_chunk_began() -> None:
+    framer = SSEFramer()
+    assert framer.feed(b'data: {"usa', KEEP) == []
+    tail = b'ge":1}\n\n' + b'data: {"d":1}\n\n' * 5 + b'data: {"d":2}\n\ndata: {"usage":2}'
+    assert framer.feed(tail, KEEP) == [(b"", b'{"usage":1}')]
+    assert framer.flush() == [(b"", b'{"usage":2}')]
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_ndjson_keep_yields_every_kept_line_whatever_the_split(data: st.DataObject) -> None:
+    lines = [b'{"i":%d}' % i if i % 23 else b'{"i":%d,"usage":1}' % i for i in range(100)]
+    body = b"\n".join(lines) + b"\n"
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=10), label="cuts"))
+    framer = NDJSONFramer()
+    got: list[bytes] = []
+    for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True):
+        got += framer.feed(body[a:b], KEEP)
+    got += framer.flush()
+    assert [x for x in got if KEEP.search(x)] == [x for x in lines if KEEP.search(x)]
+    assert _subsequence(got, lines)

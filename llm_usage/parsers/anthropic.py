@@ -17,6 +17,7 @@ ones repeat the input and cache counts).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..usage import Usage
@@ -68,6 +69,11 @@ def parse_response(body: bytes) -> Usage:
     return _to_usage(raw, model, "complete")
 
 
+_EVENTS_TO_READ = re.compile(rb'message_start|message_delta|"error"|event: ?error')
+"""Finds every event ``_on_event`` reads (by its name or its type); the content deltas
+between them are skipped unframed."""
+
+
 class StreamParser:
     __slots__ = ("_error", "_final", "_framer", "_model", "_raw")
 
@@ -79,7 +85,7 @@ class StreamParser:
         self._error: str | None = None
 
     def feed(self, chunk: bytes) -> None:
-        for event, data in self._framer.feed(chunk):
+        for event, data in self._framer.feed(chunk, _EVENTS_TO_READ):
             self._on_event(event, data)
 
     def _on_event(self, event: bytes, data: bytes) -> None:

@@ -18,6 +18,27 @@ events are OpenAI Responses API ``response.completed`` events, which repeat the 
 output; 4 MiB holds about a million tokens of text."""
 
 
+def skippable_span(chunk: bytes, end_mark: bytes, keep: re.Pattern[bytes] | None) -> tuple[int, int] | None:
+    """``(start, end)`` of a run of whole events (or lines) in ``chunk`` in which ``keep``
+    finds nothing, or None when there is none to skip.
+
+    The run starts just after the first ``end_mark`` and ends just after the last one, so
+    framing ``chunk[:start]`` completes whatever event an earlier chunk began, and
+    ``chunk[end:]`` begins the next: the framer's state is the same as if it had seen
+    every byte. Chunks with a ``\r`` (CRLF or CR line ends) are always framed in full.
+    """
+    if keep is None or b"\r" in chunk:
+        return None
+    first = chunk.find(end_mark)
+    last = chunk.rfind(end_mark)
+    if first < 0 or first == last:
+        return None
+    start, end = first + len(end_mark), last + len(end_mark)
+    if keep.search(chunk, start, end) is not None:
+        return None
+    return start, end
+
+
 class LineSplitter:
     """Splits a byte stream into lines on ``\\n``, ``\\r\\n`` or ``\\r`` (as SSE allows)."""
 
@@ -87,8 +108,19 @@ class SSEFramer:
     def dropped(self) -> int:
         return self._lines.dropped
 
-    def feed(self, chunk: bytes) -> list[tuple[bytes, bytes]]:
-        return list(self._events(self._lines.feed(chunk)))
+    def feed(self, chunk: bytes, keep: re.Pattern[bytes] | None = None) -> list[tuple[bytes, bytes]]:
+        """The events the chunk completes.
+
+        ``keep``: the complete events between the chunk's first and last event ends are
+        framed only if ``keep`` finds something in them. A parser that reads only rare
+        events (the usage at the end of an OpenAI stream) then skips the bulk of a stream at
+        C speed instead of framing every event in Python; see ``skippable_span``.
+        """
+        span = skippable_span(chunk, b"\n\n", keep)
+        if span is None:
+            return list(self._events(self._lines.feed(chunk)))
+        start, end = span
+        return [*self._events(self._lines.feed(chunk[:start])), *self._events(self._lines.feed(chunk[end:]))]
 
     def flush(self) -> list[tuple[bytes, bytes]]:
         events = list(self._events(self._lines.flush()))
@@ -131,8 +163,15 @@ class NDJSONFramer:
     def dropped(self) -> int:
         return self._lines.dropped
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        return [line for line in self._lines.feed(chunk) if line.strip()]
+    def feed(self, chunk: bytes, keep: re.Pattern[bytes] | None = None) -> list[bytes]:
+        """The lines the chunk completes; ``keep`` as in ``SSEFramer.feed``."""
+        span = skippable_span(chunk, b"\n", keep)
+        lines = (
+            self._lines.feed(chunk)
+            if span is None
+            else self._lines.feed(chunk[: span[0]]) + self._lines.feed(chunk[span[1] :])
+        )
+        return [line for line in lines if line.strip()]
 
     def flush(self) -> list[bytes]:
         return [line for line in self._lines.flush() if line.strip()]

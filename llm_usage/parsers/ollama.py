@@ -19,6 +19,8 @@ from .framing import NDJSONFramer
 
 _DONE = re.compile(rb'"done"\s*:\s*true')
 _ERROR = re.compile(rb'"error"\s*:')
+_LINES_TO_READ = re.compile(rb'"done"\s*:\s*true|"error"\s*:')
+"""Finds every line ``_on_line`` reads once the model is known; the rest are skipped unframed."""
 
 
 def _from_object(obj: Any) -> Usage:
@@ -56,7 +58,7 @@ class StreamParser:
         self._error: str | None = None
 
     def feed(self, chunk: bytes) -> None:
-        for line in self._framer.feed(chunk):
+        for line in self._framer.feed(chunk, _LINES_TO_READ if self._model is not None else None):
             self._on_line(line)
 
     def _on_line(self, line: bytes) -> None:

@@ -129,7 +129,9 @@ class StreamParser:
         self._error: str | None = None
 
     def feed(self, chunk: bytes) -> None:
-        for _event, data in self._framer.feed(chunk):
+        # Once the model is known, an event that _ANYTHING_TO_READ misses tells nothing.
+        keep = _ANYTHING_TO_READ if self._model is not None or self._model_attempts >= _MODEL_ATTEMPTS else None
+        for _event, data in self._framer.feed(chunk, keep):
             self._on_data(data)
 
     def _on_data(self, data: bytes) -> None:
