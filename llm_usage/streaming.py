@@ -29,7 +29,6 @@ small pieces, and the per-call overhead of parsing each would cost more than the
 class StreamTee:
     __slots__ = (
         "_batch",
-        "_batch_size",
         "_clock",
         "_decoder",
         "_filter",
@@ -55,8 +54,7 @@ class StreamTee:
         self._clock = clock
         self.first_byte_at: float | None = None
         self.parse_error: str | None = None
-        self._batch: list[bytes] = []
-        self._batch_size = 0
+        self._batch = bytearray()
 
     def __call__(self, chunk: bytes) -> bytes | list[bytes]:
         if not chunk:
@@ -74,9 +72,9 @@ class StreamTee:
                     self._forward_decoded = False
                 decoded = b""
         if self._parser is not None and decoded:
-            self._batch.append(decoded)
-            self._batch_size += len(decoded)
-            if self._batch_size >= PARSE_BATCH_BYTES:
+            batch = self._batch
+            batch += decoded  # copied now, while the chunk is still in the CPU's cache
+            if len(batch) >= PARSE_BATCH_BYTES:
                 self._feed_batch()
         out = decoded if self._forward_decoded else chunk
         if self._filter is not None:
@@ -91,8 +89,8 @@ class StreamTee:
         return _NOTHING
 
     def _feed_batch(self) -> None:
-        batch = b"".join(self._batch)
-        self._batch, self._batch_size = [], 0
+        batch = bytes(self._batch)
+        self._batch.clear()
         if self._parser is not None and batch:
             try:
                 self._parser.feed(batch)
