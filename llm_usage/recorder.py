@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 from mitmproxy import http
 
@@ -51,15 +52,15 @@ def _request_secrets(request: http.Request) -> list[str]:
     return [s for s in secrets if s]
 
 
-def _facts(flow: http.HTTPFlow, call: Call, error: str | None) -> CallFacts:
-    """What the proxy itself saw of the call."""
+def _facts(flow: http.HTTPFlow, call: Call, error: str | None, recorded_at: float) -> CallFacts:
+    """What the proxy itself saw of the call (``recorded_at``: when it ended, if no response did)."""
     request, response = flow.request, flow.response
     return CallFacts(
         provider=call.provider.slug,
         endpoint=call.path,
         method=request.method,
         started_at=request.timestamp_start,
-        ended_at=(response.timestamp_end if response is not None else None) or time.time(),
+        ended_at=(response.timestamp_end if response is not None else None) or recorded_at,
         streaming=call.tee is not None,
         status_code=response.status_code if response is not None else None,
         error=error,
@@ -141,25 +142,39 @@ class UsageRecorder:
             self._record(flow, call, failure=flow.error.msg if flow.error else "connection failed")
 
     def _record(self, flow: http.HTTPFlow, call: Call, failure: str | None) -> None:
+        """Hand the finished call to the writer thread, which builds its row (``_account``).
+
+        Nothing here reads a body or prices anything: the event loop only marks the call
+        logged (so a late ``error`` hook adds no second row) and notes the time."""
         call.logged = True
-        try:
-            row, line, warnings = self._build_row(flow, call, failure)
-        except Exception as exc:  # a bug must not lose the row or reach mitmproxy
-            logger.exception("llm-usage: could not account for a call to %s %s", call.provider.slug, call.path)
-            error = f"llm-usage could not account for this call: {type(exc).__name__}: {exc}"
-            row = build_row(_facts(flow, call, error=error), Usage(), UNPRICED, None)
-            line, warnings = summary_line(row), ()
-        flow.comment = line  # mitmweb shows it beside the flow
-        for warning in warnings:
-            logger.warning("llm-usage: %s %s: %s", call.provider.slug, call.path, warning)
         writer = self.settings.writer
         if writer is None:
-            logger.error("llm-usage: no database writer (shutting down?); not recorded: %s", line)
+            logger.error(
+                "llm-usage: no database writer (shutting down?); not recorded: %s %s", call.provider.slug, call.path
+            )
             return
-        writer.submit(row, line)  # written and printed on the writer thread
+        writer.submit_job(partial(self._account, flow, call, failure, time.time()))
+
+    def _account(
+        self, flow: http.HTTPFlow, call: Call, failure: str | None, recorded_at: float
+    ) -> tuple[dict[str, object], str]:
+        """On the writer thread: the call's row and readable line; the line also becomes
+        the flow's comment (mitmweb is told the flow changed)."""
+        try:
+            row, line, warnings = self._build_row(flow, call, failure, recorded_at)
+        except Exception as exc:  # a bug must not lose the row
+            logger.exception("llm-usage: could not account for a call to %s %s", call.provider.slug, call.path)
+            error = f"llm-usage could not account for this call: {type(exc).__name__}: {exc}"
+            row = build_row(_facts(flow, call, error, recorded_at), Usage(), UNPRICED, None)
+            line, warnings = summary_line(row), ()
+        flow.comment = line  # mitmweb shows it beside the flow
+        self.settings.announce_change(flow)
+        for warning in warnings:
+            logger.warning("llm-usage: %s %s: %s", call.provider.slug, call.path, warning)
+        return row, line
 
     def _build_row(
-        self, flow: http.HTTPFlow, call: Call, failure: str | None
+        self, flow: http.HTTPFlow, call: Call, failure: str | None, recorded_at: float
     ) -> tuple[dict[str, object], str, tuple[str, ...]]:
         response = flow.response
         status_code = response.status_code if response is not None else None
@@ -182,7 +197,7 @@ class UsageRecorder:
             failed=failure is not None,
             streamed=call.tee is not None,
         )
-        facts = _facts(flow, call, error=error)
+        facts = _facts(flow, call, error, recorded_at)
         priced = self.settings.pricer.price(
             call.provider.slug, call.provider.genai_prices, usage, datetime.fromtimestamp(facts.started_at, UTC)
         )

@@ -12,9 +12,10 @@ is read, which fails (or wastes a connection) when every request goes elsewhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Set
+from collections.abc import Callable, Set
 
-from mitmproxy import ctx, exceptions
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.hooks import UpdateHook
 
 from .calllog import CallLineLog
 from .config import (
@@ -44,6 +45,7 @@ class Settings:
         self.writer: UsageWriter | None = None
         self.call_lines = CallLineLog()
         self._running = False
+        self._announce: Callable[[http.HTTPFlow], None] | None = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         dotenv = read_dotenv()
@@ -121,8 +123,22 @@ class Settings:
             raise exceptions.OptionsError(message)
         logger.error("llm-usage: %s", message)
 
+    def announce_change(self, flow: http.HTTPFlow) -> None:
+        """Tell mitmproxy (from any thread) that a flow changed, so mitmweb shows its new
+        comment. mitmdump has no view of flows: nothing to tell."""
+        if self._announce is not None:
+            self._announce(flow)
+
     def running(self) -> None:
         self._running = True
+        master = ctx.master
+        if master.addons.get("view") is not None:
+            loop, trigger = master.event_loop, master.addons.trigger
+
+            def announce(flow: http.HTTPFlow) -> None:
+                loop.call_soon_threadsafe(trigger, UpdateHook([flow]))
+
+            self._announce = announce
         warm_up_prices()  # genai-prices' data (~40,000 objects) now, not during the first call
         host = ctx.options.listen_host or "localhost"
         if host in ("0.0.0.0", "::"):

@@ -95,6 +95,16 @@ class UsageWriter:
     def submit(self, row: dict[str, Any], line: str | None = None) -> None:
         self._queue.put((row, line))
 
+    def submit_job(self, job: Callable[[], tuple[dict[str, Any], str | None]]) -> None:
+        """Queue a row that ``job`` builds on this thread, with the batch it is written in.
+
+        Why: building a row (parsing the body, pricing) on mitmproxy's event loop took as
+        much CPU as the rest of the addon; here it runs in a batch, warm in cache, off the
+        loop. ``job`` must not raise (the recorder's guards turn failures into error rows);
+        if it does anyway, the error is logged and the writer goes on.
+        """
+        self._queue.put(job)
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted row is written (or the timeout passes)."""
         done = threading.Event()
@@ -125,7 +135,14 @@ class UsageWriter:
                 elif isinstance(item, threading.Event):
                     markers.append(item)
                 else:
-                    row, line = item
+                    if callable(item):
+                        try:
+                            row, line = item()
+                        except Exception:  # a bug in a job must not stop the writer
+                            logger.exception("llm-usage: could not build a row; that call is not logged")
+                            continue
+                    else:
+                        row, line = item
                     pending.append(row)
                     if line is not None:
                         lines.append(line)

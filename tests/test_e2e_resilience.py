@@ -49,8 +49,11 @@ def test_quit_flushes_pending_rows(upstream: MockUpstream, tmp_path: Path) -> No
 
 
 def test_mitmweb_works_the_same(upstream: MockUpstream, tmp_path: Path) -> None:
-    proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"],
-                  program=MITMWEB)
+    proxy = Proxy(
+        tmp_path,
+        ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}", "--set", "web_password=pw"],
+        program=MITMWEB,
+    )
     try:
         client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key="k")
         client.chat.completions.create(model="gpt-4o-mini", messages=[])
@@ -58,5 +61,15 @@ def test_mitmweb_works_the_same(upstream: MockUpstream, tmp_path: Path) -> None:
         rows = proxy.rows_after(0, 2)
         assert [r["streaming"] for r in rows] == [0, 1]
         assert all(r["input_tokens"] == 53 and r["cost_usd"] for r in rows)
+        # Each flow's comment in mitmweb's own flow list is the call's line.
+        deadline, comments = time.monotonic() + 10, []
+        while time.monotonic() < deadline:
+            flows = httpx.get(f"http://127.0.0.1:{proxy.web_port}/flows", headers={"Authorization": "Bearer pw"})
+            comments = [f["comment"] for f in flows.json()]
+            if len(comments) == 2 and all(comments):
+                break
+            time.sleep(0.1)
+        assert [c.split("  ")[:2] for c in comments] == [["openai", "gpt-4o-mini-2024-07-18"]] * 2
+        assert "in 53 out 6" in comments[0]
     finally:
         proxy.stop()

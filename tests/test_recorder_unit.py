@@ -61,8 +61,8 @@ def test_a_logged_call_becomes_a_row_and_the_flow_comment(addon_context) -> None
     recorder.responseheaders(flow)
     recorder.response(flow)
     recorder.error(flow)  # a late error hook must not add a second row
+    assert settings.writer.flush(10)  # the row, and with it the comment, is built on the writer thread
     assert flow.comment.startswith("anthropic  claude-sonnet-4-5-20250929  in 1,532 (cached 1,111)")
-    assert settings.writer.flush(10)
     rows = (
         sqlite3.connect(settings.writer.path)
         .execute("select model, input_tokens, output_tokens, client, usage_status from requests")
