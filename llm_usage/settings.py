@@ -17,6 +17,7 @@ from collections.abc import Callable, Set
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.hooks import UpdateHook
 
+from .accountant import AccountantConfig, AccountantProcess, LocalAccountant
 from .calllog import CallLineLog
 from .config import (
     ConfigError,
@@ -28,7 +29,7 @@ from .config import (
     read_dotenv,
 )
 from .pricing import Pricer, warm_up_prices
-from .storage import UsageWriter, open_database
+from .storage import open_database
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,16 @@ OLLAMA_OPTION = "llm_usage_ollama_base_url"
 
 
 class Settings:
-    def __init__(self) -> None:
+    def __init__(self, in_process: bool = False) -> None:
+        """``in_process``: account for calls on a thread of this process, never in the
+        helper process (tests of the hooks; mitmweb always does, see ``accountant.py``)."""
+        self.in_process = in_process
         self.providers: dict[str, Provider] = {}
         self.pricer = Pricer({}, {})
-        self.writer: UsageWriter | None = None
+        self.accountant: LocalAccountant | AccountantProcess | None = None
         self.call_lines = CallLineLog()
         self._running = False
+        self._refused = False
         self._announce: Callable[[http.HTTPFlow], None] | None = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
@@ -95,24 +100,46 @@ class Settings:
                 self.pricer = Pricer(user, builtin)
                 if pricing_file and PRICING_OPTION in updated:
                     logger.info("llm-usage: prices from %s win over the built-in ones", pricing_file)
-        if "termlog_verbosity" in updated and "termlog_verbosity" in ctx.options:
+        verbosity_changed = "termlog_verbosity" in updated and "termlog_verbosity" in ctx.options
+        if verbosity_changed:
             self.call_lines.set_verbosity(ctx.options.termlog_verbosity)
+        if self._refused:  # at start-up: mitmproxy exits after this; start nothing
+            return
         if DB_OPTION in updated:
-            self._open_writer(ctx.options.llm_usage_db)
+            if self._usable_database(ctx.options.llm_usage_db):
+                self._open_accountant()
+                logger.info("llm-usage: logging requests to %s", ctx.options.llm_usage_db)
+        elif self.accountant is not None and (verbosity_changed or updated & {PRICING_OPTION, PROVIDERS_OPTION}):
+            self._open_accountant()  # it prices and prints with what it was started with
 
-    def _open_writer(self, path: str) -> None:
+    def _usable_database(self, path: str) -> bool:
         if not path:
             self._reject("llm_usage_db: must name a SQLite file")
-            return
+            return False
         try:
             open_database(path).close()  # fail at start, naming the file, if it is unusable
         except Exception as exc:  # noqa: BLE001 - sqlite3/OSError/corrupt file: all refuse the option
             self._reject(f"llm_usage_db: cannot use {path!r}: {exc}")
-            return
-        if self.writer is not None:
-            self.writer.close()
-        self.writer = UsageWriter(path, on_lines=self.call_lines)
-        logger.info("llm-usage: logging requests to %s", path)
+            return False
+        return True
+
+    def _open_accountant(self) -> None:
+        if self.accountant is not None:
+            self.accountant.close()
+        path = ctx.options.llm_usage_db
+
+        def local() -> LocalAccountant:
+            return LocalAccountant(path, self.pricer, self.call_lines, self.announce_change)
+
+        if self.in_process or ctx.master.addons.get("view") is not None:  # mitmweb: comments at once
+            self.accountant = local()
+        else:
+            config = AccountantConfig(path, ctx.options.llm_usage_pricing, quiet=not self.call_lines.enabled)
+            try:
+                self.accountant = AccountantProcess(config, fallback=local)
+            except OSError as exc:
+                logger.error("llm-usage: cannot start the accountant process (%s); accounting in the proxy", exc)
+                self.accountant = local()
 
     def _reject(self, message: str) -> None:
         """Refuse a bad value. While running, mitmproxy rolls the option back on
@@ -121,6 +148,7 @@ class Settings:
         check exits ("Error logged during startup, exiting...")."""
         if self._running:
             raise exceptions.OptionsError(message)
+        self._refused = True
         logger.error("llm-usage: %s", message)
 
     def announce_change(self, flow: http.HTTPFlow) -> None:
@@ -139,7 +167,8 @@ class Settings:
                 loop.call_soon_threadsafe(trigger, UpdateHook([flow]))
 
             self._announce = announce
-        warm_up_prices()  # genai-prices' data (~40,000 objects) now, not during the first call
+        if isinstance(self.accountant, LocalAccountant):
+            warm_up_prices()  # genai-prices' data (~40,000 objects) now, not during the first call
         host = ctx.options.listen_host or "localhost"
         if host in ("0.0.0.0", "::"):
             host = "localhost"
@@ -152,6 +181,6 @@ class Settings:
         )
 
     def done(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        if self.accountant is not None:
+            self.accountant.close()
+            self.accountant = None

@@ -75,7 +75,7 @@ def addon_context(tmp_path: Path):  # type: ignore[no-untyped-def]
     from llm_usage.router import Router
     from llm_usage.settings import Settings
 
-    settings = Settings()
+    settings = Settings(in_process=True)
     router = Router(settings)
     recorder = UsageRecorder(settings)
     with taddons.context(settings, router, recorder) as tctx:

@@ -61,10 +61,10 @@ def test_a_logged_call_becomes_a_row_and_the_flow_comment(addon_context) -> None
     recorder.responseheaders(flow)
     recorder.response(flow)
     recorder.error(flow)  # a late error hook must not add a second row
-    assert settings.writer.flush(10)  # the row, and with it the comment, is built on the writer thread
+    assert settings.accountant.flush(10)  # the row, and with it the comment, is built on the writer thread
     assert flow.comment.startswith("anthropic  claude-sonnet-4-5-20250929  in 1,532 (cached 1,111)")
     rows = (
-        sqlite3.connect(settings.writer.path)
+        sqlite3.connect(settings.accountant.path)
         .execute("select model, input_tokens, output_tokens, client, usage_status from requests")
         .fetchall()
     )
@@ -78,8 +78,8 @@ def test_local_answers_are_not_rows(addon_context) -> None:
     assert flow.response is not None and flow.response.status_code == 404
     recorder.response(flow)
     assert CALL_KEY not in flow.metadata
-    assert settings.writer.flush(10)
-    assert sqlite3.connect(settings.writer.path).execute("select count(*) from requests").fetchone() == (0,)
+    assert settings.accountant.flush(10)
+    assert sqlite3.connect(settings.accountant.path).execute("select count(*) from requests").fetchone() == (0,)
 
 
 def test_the_dashboard_cookie_never_reaches_a_provider(addon_context) -> None:
@@ -101,8 +101,10 @@ def test_a_model_list_is_not_a_call_with_missing_usage(addon_context) -> None:
         content=b'{"object": "list", "data": []}', headers=[(b"content-type", b"application/json")]
     )
     recorder.response(flow)
-    assert settings.writer.flush(10)
-    rows = sqlite3.connect(settings.writer.path).execute("select method, usage_status, cost_usd, error from requests")
+    assert settings.accountant.flush(10)
+    rows = sqlite3.connect(settings.accountant.path).execute(
+        "select method, usage_status, cost_usd, error from requests"
+    )
     assert rows.fetchall() == [("GET", None, None, None)]
 
 
@@ -116,8 +118,8 @@ def test_a_body_with_a_lone_surrogate_is_still_routed_injected_and_recorded(addo
     flow.response = tutils.tresp(content=b"", headers=[(b"content-type", b"text/event-stream")])
     recorder.responseheaders(flow)
     recorder.response(flow)
-    assert settings.writer.flush(10)
-    rows = sqlite3.connect(settings.writer.path).execute("select model, usage_status from requests").fetchall()
+    assert settings.accountant.flush(10)
+    rows = sqlite3.connect(settings.accountant.path).execute("select model, usage_status from requests").fetchall()
     assert rows == [("m?", "missing")]  # the lone surrogate replaced, the row written
 
 
@@ -127,8 +129,8 @@ def test_token_counting_owes_no_usage(addon_context) -> None:
     router.request(flow)
     flow.response = tutils.tresp(content=b'{"input_tokens": 12}', headers=[(b"content-type", b"application/json")])
     recorder.response(flow)
-    assert settings.writer.flush(10)
-    row = sqlite3.connect(settings.writer.path).execute("select usage_status, cost_usd from requests").fetchone()
+    assert settings.accountant.flush(10)
+    row = sqlite3.connect(settings.accountant.path).execute("select usage_status, cost_usd from requests").fetchone()
     assert row == (None, None)
 
 
@@ -144,8 +146,8 @@ def test_an_error_page_that_echoes_the_key_is_stored_without_it(addon_context) -
     page = b"<html>502 Bad Gateway for /v1beta/models/gemini-2.5-flash:generateContent?key=AIzaSECRETKEY12345</html>"
     flow.response = tutils.tresp(status_code=502, content=page, headers=[(b"content-type", b"text/html")])
     recorder.response(flow)
-    assert settings.writer.flush(10)
-    (error,) = sqlite3.connect(settings.writer.path).execute("select error from requests").fetchone()
+    assert settings.accountant.flush(10)
+    (error,) = sqlite3.connect(settings.accountant.path).execute("select error from requests").fetchone()
     assert "AIzaSECRETKEY12345" not in error and "[redacted]" in error
 
 
@@ -180,6 +182,8 @@ def test_a_response_supplied_without_responseheaders_is_still_read(addon_context
     flow.response = tutils.tresp(content=raw, headers=[(b"content-type", b"application/json")])
     flow.response.encode("gzip")
     recorder.response(flow)
-    assert settings.writer.flush(10)
-    rows = sqlite3.connect(settings.writer.path).execute("select input_tokens, output_tokens from requests").fetchall()
+    assert settings.accountant.flush(10)
+    rows = (
+        sqlite3.connect(settings.accountant.path).execute("select input_tokens, output_tokens from requests").fetchall()
+    )
     assert rows == [(7, 2)]

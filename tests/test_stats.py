@@ -424,9 +424,14 @@ def test_half_hour_zone_buckets(conn: sqlite3.Connection) -> None:
     for bucket in ("day", "hour"):
         points = stats.timeseries(conn, f, parse_series({"bucket": bucket}), NOW)["points"]
         assert all(p["start"].endswith("+05:30") for p in points)
-        assert sum(p["requests"] for p in points) == expected_group(
-            conn, "timestamp >= :s", {"s": ts(f.window.since)}  # type: ignore[arg-type]
-        )["requests"]
+        assert (
+            sum(p["requests"] for p in points)
+            == expected_group(
+                conn,
+                "timestamp >= :s",
+                {"s": ts(f.window.since)},  # type: ignore[arg-type]
+            )["requests"]
+        )
 
 
 def test_too_many_points_is_a_parameter_error(conn: sqlite3.Connection) -> None:
@@ -502,7 +507,7 @@ def test_good_parameters(query: str) -> None:
 
 @pytest.mark.parametrize(
     "hostile",
-    ["openai' OR '1'='1", "x\" OR 1=1 --", "'; DROP TABLE requests; --", "%' OR provider LIKE '%", HOSTILE + "'"],
+    ["openai' OR '1'='1", 'x" OR 1=1 --', "'; DROP TABLE requests; --", "%' OR provider LIKE '%", HOSTILE + "'"],
 )
 def test_injection_attempts_match_nothing(conn: sqlite3.Connection, hostile: str) -> None:
     for key in ("provider", "model", "client"):

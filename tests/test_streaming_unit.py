@@ -35,8 +35,10 @@ class ExplodingParser:
 def test_tee_forwards_raw_chunks_and_parses_a_decoded_copy() -> None:
     encoded = gzip.compress(SSE)
     tee = StreamTee(FORMATS["openai"].stream_parser("text/event-stream"), make_decoder("gzip"))
-    forwarded = b"".join(bytes(out) if isinstance(out, bytes) else b"".join(out)
-                         for out in (tee(encoded[i : i + 5]) for i in range(0, len(encoded), 5)))
+    forwarded = b"".join(
+        bytes(out) if isinstance(out, bytes) else b"".join(out)
+        for out in (tee(encoded[i : i + 5]) for i in range(0, len(encoded), 5))
+    )
     assert forwarded == encoded
     usage = tee.finish()
     assert (usage.input_tokens, usage.output_tokens, usage.status) == (5, 2, "complete")
@@ -68,7 +70,7 @@ def test_tee_sends_nothing_as_an_empty_list_never_an_empty_chunk() -> None:
 def test_usage_filter_removes_only_what_injection_added() -> None:
     f = UsageChunkFilter()
     out = b"".join(f(SSE[i : i + 3]) for i in range(0, len(SSE), 3)) + f.flush()
-    assert out == (b'data: {"model":"gpt-4o-mini","choices":[{"delta":{"content":"hi"}}]}\n\n' b"data: [DONE]\n\n")
+    assert out == (b'data: {"model":"gpt-4o-mini","choices":[{"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n')
 
 
 def test_usage_filter_keeps_usage_attached_to_content() -> None:
@@ -105,8 +107,12 @@ def test_inject_leaves_non_json_alone() -> None:
     ("target", "slug", "path", "query"),
     [
         ("/openai/v1/chat/completions", "openai", "/v1/chat/completions", ""),
-        ("/gemini/v1beta/models/x:generateContent?key=k&alt=sse", "gemini", "/v1beta/models/x:generateContent",
-         "?key=k&alt=sse"),
+        (
+            "/gemini/v1beta/models/x:generateContent?key=k&alt=sse",
+            "gemini",
+            "/v1beta/models/x:generateContent",
+            "?key=k&alt=sse",
+        ),
         ("/ollama", "ollama", "/", ""),
         ("/openai@evil.example/x", "openai@evil.example", "/x", ""),  # an unknown slug: 404 later
     ],
@@ -116,19 +122,46 @@ def test_parse_route(target: str, slug: str, path: str, query: str) -> None:
     assert (route.slug, route.path, route.query) == (slug, path, query)
 
 
-@pytest.mark.parametrize("target", ["/openai/../x", "/openai/./x", "/openai/%2E%2e/x", "/openai/a%2fb", "//h/x",
-                                    "/openai/a%5cb", "/openai/a\\b", "/openai/%0a", "relative"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/openai/../x",
+        "/openai/./x",
+        "/openai/%2E%2e/x",
+        "/openai/a%2fb",
+        "//h/x",
+        "/openai/a%5cb",
+        "/openai/a\\b",
+        "/openai/%0a",
+        "relative",
+    ],
+)
 def test_parse_route_refuses_hostile_targets(target: str) -> None:
     with pytest.raises(RouteError):
         parse_route(target)
 
 
 def test_row_has_every_column_and_a_readable_line() -> None:
-    facts = CallFacts(provider="anthropic", endpoint="/v1/messages", method="POST", started_at=1_764_000_000.0,
-                      ended_at=1_764_000_001.5, streaming=True, status_code=200, error=None,
-                      first_byte_at=1_764_000_000.25, client="Cline")
-    usage = Usage(model="claude-sonnet-4-5", input_tokens=1512, output_tokens=6, cache_read_tokens=1100,
-                  cache_write_tokens=400, status="complete")
+    facts = CallFacts(
+        provider="anthropic",
+        endpoint="/v1/messages",
+        method="POST",
+        started_at=1_764_000_000.0,
+        ended_at=1_764_000_001.5,
+        streaming=True,
+        status_code=200,
+        error=None,
+        first_byte_at=1_764_000_000.25,
+        client="Cline",
+    )
+    usage = Usage(
+        model="claude-sonnet-4-5",
+        input_tokens=1512,
+        output_tokens=6,
+        cache_read_tokens=1100,
+        cache_write_tokens=400,
+        status="complete",
+    )
     from decimal import Decimal
 
     row = build_row(facts, usage, Priced(Decimal("0.001941"), "genai-prices 0.2.3", Decimal("0.00267")), "complete")
@@ -136,7 +169,9 @@ def test_row_has_every_column_and_a_readable_line() -> None:
     assert row["timestamp"] == "2025-11-24T16:00:00.000+00:00"
     assert (row["duration_ms"], row["ttft_ms"], row["total_tokens"]) == (1500.0, 250.0, 1518)
     line = summary_line(row)
-    assert line == ("anthropic  claude-sonnet-4-5  in 1,512 (cached 1,100) (cache write 400) out 6  $0.001941  "
-                    "1500 ms (first byte 250 ms)")
+    assert line == (
+        "anthropic  claude-sonnet-4-5  in 1,512 (cached 1,100) (cache write 400) out 6  $0.001941  "
+        "1500 ms (first byte 250 ms)"
+    )
     unpriced = summary_line({**row, "cost_usd": None, "error": "overloaded", "status_code": 529})
     assert "unpriced" in unpriced and "ERROR HTTP 529: overloaded" in unpriced

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from ..usage import Usage
@@ -47,8 +48,10 @@ ENDPOINT_FORMATS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+@lru_cache(maxsize=4096)
 def wire_format(default: str, path: str) -> WireFormat:
-    """The format of the call to ``path`` (query already removed)."""
+    """The format of the call to ``path`` (query already removed). Cached: a client calls
+    the same few endpoints over and over, and this runs on the event loop for each."""
     for pattern, name in ENDPOINT_FORMATS:
         if pattern.search(path):
             return FORMATS[name]
