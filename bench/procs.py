@@ -185,6 +185,16 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """CPU time of a process's live children (the addon's accountant process)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        return 0.0
+    return sum(cpu_seconds(kid) or 0.0 for kid in kids)
+
+
 def machine_busy_seconds() -> float | None:
     """CPU-seconds all CPUs of the machine spent busy since boot (Linux /proc/stat)."""
     try:
