@@ -659,7 +659,7 @@ class Bench:
 
         async def sampler(stop: asyncio.Event) -> None:
             while not stop.is_set():
-                rss = procs.rss_kb(service.pid) or 0
+                rss = procs.family_rss_kb(service.pid)
                 state["peak"] = max(state["peak"], rss)
                 try:
                     await asyncio.wait_for(stop.wait(), 0.05)
@@ -669,7 +669,8 @@ class Bench:
         # Warm-up: 1/16 of the volume, so buffers and caches have reached their working size.
         await asyncio.wait_for(pump(total_target // 16), timeout=300)
         await asyncio.sleep(1.0)
-        before = procs.rss_kb(service.pid) or 0
+        before = procs.family_rss_kb(service.pid)
+        helper_before = sum(procs.rss_kb(kid) or 0 for kid in procs.children(service.pid))
         state["bytes"], state["peak"] = 0, before
         stop = asyncio.Event()
         sampling = asyncio.create_task(sampler(stop))
@@ -683,7 +684,7 @@ class Bench:
         elapsed = time.perf_counter() - began
         cpu = (procs.cpu_seconds(service.pid) or 0.0) - cpu0
         await asyncio.sleep(1.0)
-        after = procs.rss_kb(service.pid) or 0
+        after = procs.family_rss_kb(service.pid)
         moved = state["bytes"]
         peak = state["peak"]
         growth = (peak - before) / 1024
@@ -692,7 +693,8 @@ class Bench:
             f" addon CPU {cpu:.1f} s); {streams} streams"
         )
         say(
-            f"   RSS before {before / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB, after {after / 1024:.1f} MiB:"
+            f"   RSS (proxy + accountant process, {helper_before / 1024:.1f} MiB of it the accountant)"
+            f" before {before / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB, after {after / 1024:.1f} MiB:"
             f" growth to peak {growth:+.1f} MiB, retained {(after - before) / 1024:+.1f} MiB"
         )
         rows = procs.rows_after(self.db, start_id, streams, timeout=30)

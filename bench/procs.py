@@ -185,14 +185,22 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def children_cpu_seconds(pid: int) -> float:
-    """CPU time of a process's live children (the addon's accountant process)."""
+def children(pid: int) -> list[int]:
+    """Live child processes (the addon's accountant process)."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            kids = [int(x) for x in f.read().split()]
+            return [int(x) for x in f.read().split()]
     except OSError:
-        return 0.0
-    return sum(cpu_seconds(kid) or 0.0 for kid in kids)
+        return []
+
+
+def children_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(kid) or 0.0 for kid in children(pid))
+
+
+def family_rss_kb(pid: int) -> int:
+    """RSS of a process and its children together: what it costs the machine."""
+    return (rss_kb(pid) or 0) + sum(rss_kb(kid) or 0 for kid in children(pid))
 
 
 def machine_busy_seconds() -> float | None:
