@@ -33,15 +33,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Protocol
-
-from mitmproxy import http
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from .accounting import CallRecord, Row, account
 from .calllog import CallLineLog
 from .config import load_price_tables
 from .pricing import Pricer, warm_up_prices
 from .storage import UsageWriter
+
+if TYPE_CHECKING:  # the helper process never loads mitmproxy's flow machinery (~18 MiB)
+    from mitmproxy import http
 
 logger = logging.getLogger(__name__)
 
@@ -234,10 +235,12 @@ def main(argv: list[str]) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[%(asctime)s.%(msecs)03d] %(message)s", "%H:%M:%S"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    try:  # behind the proxy when they share a CPU: a row can wait, the user's traffic cannot
-        os.nice(10)
-    except OSError:
-        pass
+    nice = getattr(os, "nice", None)  # POSIX only
+    if nice is not None:
+        try:  # behind the proxy when they share a CPU: a row can wait, the user's traffic cannot
+            nice(10)
+        except OSError:
+            pass
     try:
         config = AccountantConfig(**json.loads(argv[1]))
         user, builtin = load_price_tables(config.pricing_file)
