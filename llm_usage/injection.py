@@ -77,7 +77,7 @@ class UsageChunkFilter:
         self.max_bytes = max_bytes
 
     def __call__(self, data: bytes) -> bytes:
-        if not self._buf and data[-2:] == b"\n\n":  # whole events: nearly every chunk
+        if not self._buf and data.endswith(b"\n\n"):  # whole events: nearly every chunk
             # _filter's common case inline: this runs for every chunk of the stream.
             if data.rfind(b'"usage"') < 0:
                 return data
