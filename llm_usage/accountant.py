@@ -50,6 +50,9 @@ SEND_INTERVAL_SECONDS = 0.05
 MAX_UNSENT = 100_000
 """Records kept while the helper does not read; older ones are dropped (and counted)."""
 _FRAME = struct.Struct("!I")
+_ACK = struct.Struct("!Q")
+FRAME_RECORDS = 256
+"""Records per frame: a frame (bodies included) stays small, and is acknowledged whole."""
 _BOOT = (
     "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "import sys; from llm_usage.accountant import main; sys.exit(main(sys.argv))"
@@ -70,7 +73,8 @@ class AccountantConfig:
 
     db_path: str
     pricing_file: str
-    quiet: bool
+    termlog_verbosity: str
+    """mitmproxy's: the helper prints and logs as much as mitmdump would."""
 
 
 class LocalAccountant:
@@ -100,33 +104,61 @@ class LocalAccountant:
     def _build(self, record: CallRecord, flow: http.HTTPFlow | None) -> tuple[Row, str | None]:
         row, line, warnings = account(record, self.pricer)
         if flow is not None:
-            flow.comment = line  # mitmweb shows it beside the flow
-            if self.announce is not None:
-                self.announce(flow)
+            try:
+                flow.comment = line  # mitmweb shows it beside the flow
+                if self.announce is not None:
+                    self.announce(flow)
+            except Exception:  # e.g. mitmweb's loop already closed: the row still counts
+                logger.debug("llm-usage: could not update the flow's comment", exc_info=True)
         for warning in warnings:
             logger.warning("llm-usage: %s %s: %s", record.provider, record.path, warning)
         return row, line
 
 
+class _HelperExited(Exception):
+    """The helper process is gone (its exit code is the message)."""
+
+
 class AccountantProcess:
-    """Parent side of the helper process: batches records down its stdin."""
+    """Parent side of the helper process.
+
+    Records are numbered in frames of at most ``FRAME_RECORDS``; the helper acknowledges
+    a frame (on a pipe of its own) once its rows are committed. Frames not yet
+    acknowledged are kept, so if the helper dies nothing it was sent is lost: they are
+    accounted in this process instead, with whatever was still to send.
+    """
 
     def __init__(self, config: AccountantConfig, fallback: Callable[[], LocalAccountant]) -> None:
         self.config = config
         self._fallback_factory = fallback
         self._fallback: LocalAccountant | None = None
-        self._unsent: deque[CallRecord] = deque()  # appended on the event loop, taken by the sender
+        self._lock = threading.Lock()  # submit vs. the switch to the fallback
+        self._unsent: deque[CallRecord] = deque()
+        self._dropped = 0
+        self._unacked: deque[tuple[int, list[CallRecord]]] = deque()
+        self._seq = 0
+        self._acks = b""
         self._wake = threading.Event()
         self._stopping = False
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, json.dumps(asdict(config))],
-            stdin=subprocess.PIPE,
-            start_new_session=True,  # a terminal's Ctrl+C goes to the proxy alone, which then closes the pipe
-            env={
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
-            },
-        )
+        ack_read, ack_write = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, json.dumps({**asdict(config), "ack_fd": ack_write})],
+                stdin=subprocess.PIPE,
+                pass_fds=(ack_write,),
+                start_new_session=True,  # a terminal's Ctrl+C goes to the proxy alone, which then closes the pipe
+                env={
+                    **os.environ,
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
+                },
+            )
+        except BaseException:
+            os.close(ack_read)
+            raise
+        finally:
+            os.close(ack_write)
+        os.set_blocking(ack_read, False)
+        self._ack_read = ack_read
         self._sender = threading.Thread(target=self._send_loop, name="llm-usage-sender", daemon=True)
         self._sender.start()
 
@@ -134,71 +166,110 @@ class AccountantProcess:
     def pid(self) -> int:
         return self._proc.pid
 
-    def submit(self, record: CallRecord, flow: http.HTTPFlow) -> None:
-        if self._fallback is not None:
-            self._fallback.submit(record, flow)
-            return
-        self._unsent.append(record)
-        if not self._wake.is_set():
-            self._wake.set()
+    def submit(self, record: CallRecord, flow: http.HTTPFlow | None) -> None:
+        with self._lock:
+            if self._fallback is None:
+                self._unsent.append(record)
+                if len(self._unsent) > MAX_UNSENT:
+                    self._unsent.popleft()
+                    self._dropped += 1
+                if not self._wake.is_set():
+                    self._wake.set()
+                return
+        self._fallback.submit(record, flow)
 
     def close(self, timeout: float = 30.0) -> None:
+        """Send what is left, let the helper write it all and exit; never leaves a row behind
+        (a helper that does not finish in time is killed and the rest accounted here)."""
+        deadline = time.monotonic() + timeout
         self._stopping = True
         self._wake.set()
-        self._sender.join(timeout)
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            logger.error("llm-usage: the accountant process did not finish within %.0fs; rows may be lost", timeout)
+        self._sender.join(max(deadline - time.monotonic(), 0.0))
+        if self._sender.is_alive() or self._proc.poll() is None:
+            logger.error("llm-usage: the accountant process did not finish within %.0fs; stopping it", timeout)
             self._proc.kill()
+            self._sender.join(10)  # it now accounts for what the helper had not confirmed
+        self._proc.wait()
+        if not self._sender.is_alive():
+            os.close(self._ack_read)
         if self._fallback is not None:
             self._fallback.close(timeout)
 
     def _send_loop(self) -> None:
         stdin = self._proc.stdin
         assert stdin is not None
-        while True:
-            self._wake.wait()
-            if not self._stopping:
-                time.sleep(SEND_INTERVAL_SECONDS)  # let a batch gather: one write for many calls
-            self._wake.clear()
-            batch = _take_all(self._unsent)
-            if len(batch) > MAX_UNSENT:
-                logger.error(
-                    "llm-usage: dropped %d unsent call(s): the accountant is not keeping up", len(batch) - MAX_UNSENT
-                )
-                batch = batch[-MAX_UNSENT:]
-            if batch and not self._send(stdin, batch):
-                return
-            if self._stopping and not self._unsent:
-                _close_quietly(stdin)
-                return
-
-    def _send(self, stdin: IO[bytes], batch: list[CallRecord]) -> bool:
         try:
-            data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
-            stdin.write(_FRAME.pack(len(data)) + data)
-            stdin.flush()
-            return True
-        except (OSError, ValueError) as exc:  # the helper is gone
-            _close_quietly(stdin)
-            code = self._proc.poll()
-            logger.error(
-                "llm-usage: the accountant process stopped (%s); calls are now accounted in the proxy itself",
-                f"exit code {code}" if code is not None else exc,
-            )
+            while True:
+                self._wake.wait()
+                if not self._stopping:
+                    time.sleep(SEND_INTERVAL_SECONDS)  # let a batch gather: one write for many calls
+                self._wake.clear()
+                self._read_acks()
+                if self._proc.poll() is not None:
+                    raise _HelperExited(f"exit code {self._proc.returncode}")
+                with self._lock:
+                    batch = [self._unsent.popleft() for _ in range(len(self._unsent))]
+                    dropped, self._dropped = self._dropped, 0
+                if dropped:
+                    logger.error("llm-usage: dropped %d call(s): the accountant process is not keeping up", dropped)
+                frames = []
+                for start in range(0, len(batch), FRAME_RECORDS):
+                    self._seq += 1
+                    frames.append((self._seq, batch[start : start + FRAME_RECORDS]))
+                self._unacked.extend(frames)  # kept until confirmed, whatever happens next
+                for frame in frames:
+                    self._send(stdin, frame)
+                if self._stopping and not self._unsent:
+                    stdin.close()
+                    self._proc.wait()  # close() bounds this: it kills a helper that takes too long
+                    self._read_acks()
+                    if self._unacked:
+                        raise _HelperExited(f"exit code {self._proc.returncode}")
+                    return
+        except Exception as exc:  # noqa: BLE001 - whatever it was, no call may be lost to it
+            self._fall_back(stdin, exc)
+
+    @staticmethod
+    def _send(stdin: IO[bytes], frame: tuple[int, list[CallRecord]]) -> None:
+        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        stdin.write(_FRAME.pack(len(data)))
+        stdin.write(data)
+        stdin.flush()
+
+    def _read_acks(self) -> None:
+        try:
+            while chunk := os.read(self._ack_read, 4096):
+                self._acks += chunk
+        except BlockingIOError:
+            pass
+        size = _ACK.size
+        whole = len(self._acks) - len(self._acks) % size
+        for offset in range(0, whole, size):
+            (seq,) = _ACK.unpack_from(self._acks, offset)
+            while self._unacked and self._unacked[0][0] <= seq:
+                self._unacked.popleft()
+        self._acks = self._acks[whole:]
+
+    def _fall_back(self, stdin: IO[bytes], reason: Exception) -> None:
+        _close_quietly(stdin)
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._read_acks()
+        with self._lock:
             self._fallback = fallback = self._fallback_factory()
-            for record in batch:
-                fallback.submit(record, None)
-            time.sleep(SEND_INTERVAL_SECONDS)  # a submit that had not yet seen the fallback
-            for record in _take_all(self._unsent):
-                fallback.submit(record, None)
-            return False
-
-
-def _take_all(queue: deque[CallRecord]) -> list[CallRecord]:
-    """Everything queued so far (deque pops are atomic: no lock against the event loop)."""
-    return [queue.popleft() for _ in range(len(queue))]
+            pending = [r for _seq, records in self._unacked for r in records] + list(self._unsent)
+            self._unacked.clear()
+            self._unsent.clear()
+        why = str(reason) if isinstance(reason, _HelperExited) else f"{type(reason).__name__}: {reason}".rstrip(": ")
+        logger.error(
+            "llm-usage: the accountant process stopped (%s); calls are now accounted in the proxy itself"
+            " (%d it had not confirmed or not yet received are accounted here)",
+            why,
+            len(pending),
+        )
+        for record in pending:
+            fallback.submit(record, None)
 
 
 def _close_quietly(stream: IO[bytes]) -> None:
@@ -226,8 +297,12 @@ def _read_frames(stream: IO[bytes]) -> Any:
         yield pickle.loads(data)
 
 
+_LOG_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO, "alert": logging.INFO}
+
+
 def main(argv: list[str]) -> int:
-    """Read record batches from stdin until it closes; write every row; exit."""
+    """Read record frames from stdin until it closes; write every row; confirm each frame
+    once its rows are committed; exit."""
     # The proxy decides when to stop (it closes the pipe): a signal meant for the proxy
     # must not cut the rows still in flight (also set by _BOOT, before the imports).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -242,23 +317,29 @@ def main(argv: list[str]) -> int:
         except OSError:
             pass
     try:
-        config = AccountantConfig(**json.loads(argv[1]))
+        settings = json.loads(argv[1])
+        ack_fd = settings.pop("ack_fd")
+        config = AccountantConfig(**settings)
         user, builtin = load_price_tables(config.pricing_file)
     except Exception as exc:  # noqa: BLE001 - the proxy checked all this before starting us: one line
         logger.error("llm-usage: the accountant process cannot start: %s", exc)
         return 1
+    logging.getLogger().setLevel(_LOG_LEVELS.get(config.termlog_verbosity, logging.DEBUG))
     pricer = Pricer(user, builtin)
     warm_up_prices()
     call_lines = CallLineLog()
-    call_lines.enabled = not config.quiet
+    call_lines.set_verbosity(config.termlog_verbosity)
     writer = UsageWriter(config.db_path, on_lines=call_lines)
     try:
-        for batch in _read_frames(sys.stdin.buffer):
-            for record in batch:
+        for seq, records in _read_frames(sys.stdin.buffer):
+            for record in records:
                 row, line, warnings = account(record, pricer)
                 for warning in warnings:
                     logger.warning("llm-usage: %s %s: %s", record.provider, record.path, warning)
                 writer.submit(row, line)
+            while not writer.flush(60):  # committed (a failing database is retried meanwhile)
+                pass
+            os.write(ack_fd, _ACK.pack(seq))
     finally:
         writer.close()
     return 0

@@ -20,8 +20,6 @@ class Call:
     client: str | None = None
     """The calling tool's family (``clients.py``), read from the request's headers."""
     request_encoding: str = ""
-    secrets: tuple[str, ...] = ()
-    """The request's credentials and query values, only ever used to redact error text."""
     injected_usage: bool = False
     content_type: str = ""
     content_encoding: str = ""

@@ -13,6 +13,7 @@ Each call also prints one readable line and, in mitmweb, becomes the flow's comm
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from mitmproxy import http
@@ -20,7 +21,7 @@ from mitmproxy import http
 from .accounting import CallRecord
 from .call import CALL_KEY, Call
 from .decoding import make_decoder
-from .headers import header_values
+from .headers import header_values, request_secrets
 from .injection import UsageChunkFilter
 from .parsers import is_streamed
 from .settings import Settings
@@ -35,6 +36,10 @@ def _call(flow: http.HTTPFlow) -> Call | None:
     return call if isinstance(call, Call) and not call.logged else None
 
 
+_MODEL_KEY = re.compile(rb'"model(?:Version)?"\s*:\s*"[^"]')
+"""A response body's served-model key with a non-empty string (Gemini: modelVersion)."""
+
+
 def _record_of(flow: http.HTTPFlow, call: Call, failure: str | None) -> CallRecord:
     """The finished call as plain data: references and numbers only, no parsing.
     (A streamed response's parser finishes here: its state stays in this process.)"""
@@ -42,6 +47,14 @@ def _record_of(flow: http.HTTPFlow, call: Call, failure: str | None) -> CallReco
     if response is not None and call.response_seen is not response:
         _read_response_headers(call, response)
     stream_usage = tee.finish() if tee is not None else None
+    body = (response.raw_content or b"") if response is not None and tee is None else b""
+    # The request body (often hundreds of kB from a coding tool) only matters when the
+    # response names no model; a successful plain one with a "model" key does.
+    if stream_usage is not None:
+        wants_request = stream_usage.model is None
+    else:
+        names_model = response is not None and response.status_code < 400 and not call.content_encoding
+        wants_request = not (names_model and _MODEL_KEY.search(body))
     return CallRecord(
         provider=call.provider.slug,
         genai_provider=call.provider.genai_prices,
@@ -56,12 +69,12 @@ def _record_of(flow: http.HTTPFlow, call: Call, failure: str | None) -> CallReco
         stream_usage=stream_usage,
         stream_error=tee.parse_error if tee is not None else None,
         first_byte_at=tee.first_byte_at if tee is not None else None,
-        body=(response.raw_content or b"") if response is not None and tee is None else b"",
+        body=body,
         content_type=call.content_type,
         content_encoding=call.content_encoding,
-        request_body=request.raw_content or b"",
+        request_body=(request.raw_content or b"") if wants_request else b"",
         request_encoding=call.request_encoding,
-        secrets=call.secrets,
+        secrets=request_secrets(request),
     )
 
 

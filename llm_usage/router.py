@@ -45,21 +45,7 @@ def strip_session_cookie(request: http.Request) -> None:
         del request.headers["cookie"]
 
 
-_CREDENTIAL_HEADERS = frozenset((b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key", b"proxy-authorization"))
-_REQUEST_HEADERS = (
-    frozenset((b"cookie", b"user-agent", b"x-title", b"http-referer", b"content-encoding")) | _CREDENTIAL_HEADERS
-)
-
-
-def _secrets(request: http.Request, headers: dict[bytes, str], has_query: bool) -> tuple[str, ...]:
-    """Every query value and credential the request carries: removed from any error text
-    before it is stored or printed (a provider's error page may echo them)."""
-    found = [value for _name, value in request.query.items(multi=True)] if has_query else []
-    for name in _CREDENTIAL_HEADERS:
-        value = headers.get(name)
-        if value:
-            found += [value, value.partition(" ")[2]]  # "Bearer <token>" and the token alone
-    return tuple(s for s in found if s)
+_REQUEST_HEADERS = frozenset((b"cookie", b"user-agent", b"x-title", b"http-referer", b"content-encoding"))
 
 
 def retarget(request: http.Request, provider: Provider, path: str) -> None:
@@ -126,7 +112,6 @@ class Router:
             path=route.path,
             client=client_family(headers.get(b"user-agent"), headers.get(b"x-title"), headers.get(b"http-referer")),
             request_encoding=headers.get(b"content-encoding", ""),
-            secrets=_secrets(request, headers, bool(route.query)),
         )
         if provider.inject_stream_usage and fmt.name == "openai":
             body = request.get_content(strict=False) if call.request_encoding else request.raw_content

@@ -109,8 +109,11 @@ class Settings:
             if self._usable_database(ctx.options.llm_usage_db):
                 self._open_accountant()
                 logger.info("llm-usage: logging requests to %s", ctx.options.llm_usage_db)
-        elif self.accountant is not None and (verbosity_changed or updated & {PRICING_OPTION, PROVIDERS_OPTION}):
-            self._open_accountant()  # it prices and prints with what it was started with
+        elif self.accountant is not None and (
+            updated & {PRICING_OPTION, PROVIDERS_OPTION}
+            or (verbosity_changed and isinstance(self.accountant, AccountantProcess))
+        ):
+            self._open_accountant()  # it prices (and the helper prints) with what it was started with
 
     def _usable_database(self, path: str) -> bool:
         if not path:
@@ -125,7 +128,8 @@ class Settings:
 
     def _open_accountant(self) -> None:
         if self.accountant is not None:
-            self.accountant.close()
+            old, self.accountant = self.accountant, None
+            old.close()  # every row it was given is written before the next one starts
         path = ctx.options.llm_usage_db
 
         def local() -> LocalAccountant:
@@ -134,7 +138,8 @@ class Settings:
         if self.in_process or ctx.master.addons.get("view") is not None:  # mitmweb: comments at once
             self.accountant = local()
         else:
-            config = AccountantConfig(path, ctx.options.llm_usage_pricing, quiet=not self.call_lines.enabled)
+            verbosity = ctx.options.termlog_verbosity if "termlog_verbosity" in ctx.options else "info"
+            config = AccountantConfig(path, ctx.options.llm_usage_pricing, verbosity)
             try:
                 self.accountant = AccountantProcess(config, fallback=local)
             except OSError as exc:

@@ -37,7 +37,7 @@ MAX_PENDING_ON_FAILURE = 100_000
 
 _STOP = object()
 MAX_ROWS_PER_STATEMENT = 256
-"""21 columns x 256 rows stays far under SQLite's 32,766 bound parameters per statement."""
+"""At most; fewer where the SQLite build allows fewer bound parameters per statement."""
 
 
 @lru_cache(maxsize=16)
@@ -55,6 +55,12 @@ def open_database(path: str | Path) -> Database:
     return db
 
 
+def _rows_per_statement(conn: sqlite3.Connection) -> int:
+    """A power of two of rows whose parameters fit this SQLite's limit (999 before 3.32)."""
+    fits = max(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(ROW_COLUMNS), 1)
+    return min(MAX_ROWS_PER_STATEMENT, 1 << (fits.bit_length() - 1))
+
+
 def insert_rows(db: Database, rows: list[dict[str, Any]]) -> None:
     """One transaction; a few multi-row INSERT statements rather than one per row.
 
@@ -66,10 +72,11 @@ def insert_rows(db: Database, rows: list[dict[str, Any]]) -> None:
     Not ``Table.insert_all``: that would silently re-create a missing table with only the
     columns it sees; a broken database must fail loudly instead.
     """
+    most = _rows_per_statement(db.conn)
     with db.conn:
         start = 0
         while start < len(rows):
-            size = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
+            size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
             chunk = rows[start : start + size]
             db.conn.execute(_insert_sql(size), [row.get(c) for row in chunk for c in ROW_COLUMNS])
             start += size
@@ -211,17 +218,17 @@ class UsageWriter:
             insert_rows(db, rows)
             self.written += len(rows)
             return
-        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a bad row, not a bad database
+        except Exception as exc:
+            if _database_failure(exc):
+                raise
             logger.error("llm-usage: a batch of %d row(s) was refused (%s); writing them one by one", len(rows), exc)
         for row in rows:
             try:
                 insert_rows(db, [row])
                 self.written += 1
-            except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError):
-                raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
+                if _database_failure(exc):
+                    raise
                 self.dropped += 1
                 logger.error("llm-usage: dropped a row the database refused (%s): %r", exc, _describe(row))
 
@@ -235,6 +242,14 @@ class UsageWriter:
                 self.on_lines([line.encode("utf-8", "replace").decode("utf-8") for line in lines])
         except (OSError, ValueError):  # stdout closed: the rows still get written
             self.on_lines = None
+
+
+def _database_failure(exc: Exception) -> bool:
+    """A failure of the database (retried) rather than of one row's values (dropped alone).
+    A value SQLite cannot bind is the row's fault, though sqlite3 calls it a DatabaseError."""
+    if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)) and "binding parameter" in str(exc):
+        return False
+    return isinstance(exc, (sqlite3.DatabaseError, OSError))
 
 
 def _describe(row: dict[str, Any]) -> str:

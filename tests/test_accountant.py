@@ -19,6 +19,7 @@ import httpx
 import openai
 import pytest
 
+from llm_usage import accountant as accountant_module
 from llm_usage.accountant import AccountantConfig, AccountantProcess, LocalAccountant
 from llm_usage.accounting import CallRecord
 from llm_usage.pricing import Pricer
@@ -145,7 +146,7 @@ def test_a_helper_that_cannot_start_falls_back_to_this_process(
     db = tmp_path / "u.db"
     open_database(db).close()
     lines: list[str] = []
-    config = AccountantConfig(str(db), pricing_file=str(tmp_path / "missing.yaml"), quiet=True)
+    config = AccountantConfig(str(db), pricing_file=str(tmp_path / "missing.yaml"), termlog_verbosity="error")
     accountant = AccountantProcess(config, lambda: LocalAccountant(str(db), Pricer({}, {}), lines.extend))
     assert _gone(accountant.pid, 20)  # it could not read its pricing file and said so
     with caplog.at_level(logging.ERROR):
@@ -162,11 +163,82 @@ def test_a_helper_that_cannot_start_falls_back_to_this_process(
 def test_the_helper_writes_every_row_it_is_sent(tmp_path: Path) -> None:
     db = tmp_path / "u.db"
     open_database(db).close()
-    config = AccountantConfig(str(db), pricing_file="", quiet=True)
-    accountant = AccountantProcess(config, lambda: pytest.fail("no fallback expected"))  # type: ignore[arg-type,return-value]
-    for i in range(500):
-        accountant.submit(_record(i), None)  # type: ignore[arg-type]
+    fallbacks: list[int] = []
+
+    def fallback() -> LocalAccountant:
+        fallbacks.append(1)
+        return LocalAccountant(str(db), Pricer({}, {}), lambda lines: None)
+
+    accountant = AccountantProcess(AccountantConfig(str(db), "", "error"), fallback)
+    for i in range(600):  # several frames, more than a pipe buffer holds
+        accountant.submit(_record(i), None)
     accountant.close()
-    assert _gone(accountant.pid, 1)
+    assert _gone(accountant.pid, 1) and not fallbacks
     row = sqlite3.connect(db).execute("select count(*), sum(input_tokens), min(cost_usd) from requests").fetchone()
-    assert row[:2] == (500, sum(range(500))) and row[2] is not None and row[2] >= 0
+    assert row[:2] == (600, sum(range(600))) and row[2] is not None and row[2] >= 0
+
+
+def _stalled_helper(tmp_path: Path) -> tuple[Path, AccountantProcess]:
+    """A helper that was sent calls but never got to write them (stopped, not dead)."""
+    db = tmp_path / "u.db"
+    open_database(db).close()
+    accountant = AccountantProcess(
+        AccountantConfig(str(db), "", "error"),
+        lambda: LocalAccountant(str(db), Pricer({}, {}), lambda lines: None),
+    )
+    time.sleep(1.5)  # started (so the frames go into its pipe, not a broken one)
+    os.kill(accountant.pid, signal.SIGSTOP)
+    for i in range(1, 6):
+        accountant.submit(_record(i), None)
+    time.sleep(0.3)  # sent down the pipe, never confirmed
+    return db, accountant
+
+
+def test_calls_a_dead_helper_never_confirmed_are_accounted_here(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db, accountant = _stalled_helper(tmp_path)
+    with caplog.at_level(logging.ERROR):
+        os.kill(accountant.pid, signal.SIGKILL)
+        assert _gone(accountant.pid, 10)
+        accountant.submit(_record(6), None)  # the sender notices, and takes over all six
+        time.sleep(0.3)
+        accountant.close()
+    assert "6 it had not confirmed or not yet received are accounted here" in caplog.text
+    got = sqlite3.connect(db).execute("select input_tokens from requests order by id").fetchall()
+    assert got == [(1,), (2,), (3,), (4,), (5,), (6,)]  # each once, in order
+
+
+def test_close_does_not_wait_forever_for_a_stuck_helper(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db, accountant = _stalled_helper(tmp_path)
+    began = time.monotonic()
+    with caplog.at_level(logging.ERROR):
+        accountant.close(timeout=2)
+    assert time.monotonic() - began < 8
+    assert "did not finish within 2s" in caplog.text
+    assert _count(db) == 5  # what it held was accounted here instead
+
+
+def test_an_unexpected_error_in_the_sender_loses_no_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "u.db"
+    open_database(db).close()
+    accountant = AccountantProcess(
+        AccountantConfig(str(db), "", "error"),
+        lambda: LocalAccountant(str(db), Pricer({}, {}), lambda lines: None),
+    )
+
+    def out_of_memory(*args: object, **kwargs: object) -> bytes:
+        raise MemoryError
+
+    monkeypatch.setattr(accountant_module.pickle, "dumps", out_of_memory)
+    with caplog.at_level(logging.ERROR):
+        for i in (1, 2, 3):
+            accountant.submit(_record(i), None)
+        time.sleep(0.3)
+        accountant.submit(_record(4), None)
+        accountant.close()
+    assert "accountant process stopped (MemoryError" in caplog.text
+    got = sqlite3.connect(db).execute("select input_tokens from requests order by id").fetchall()
+    assert got == [(1,), (2,), (3,), (4,)]

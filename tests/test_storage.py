@@ -131,3 +131,24 @@ def test_insert_rows_writes_every_row_in_order_whatever_the_batch_size(tmp_path:
     got = db.execute("select input_tokens, cost_usd, error, model from requests order by id").fetchall()
     assert got == [(r["input_tokens"], r["cost_usd"], r["error"], "m") for r in rows]
     db.close()
+
+
+def test_insert_rows_respects_an_older_sqlites_parameter_limit(tmp_path: Path) -> None:
+    """SQLite before 3.32 allows 999 bound parameters per statement by default."""
+    db = open_database(tmp_path / "u.db")
+    db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    storage.insert_rows(db, [_row(i) for i in range(300)])
+    assert db.execute("select count(*), sum(input_tokens) from requests").fetchone() == (300, sum(range(300)))
+    db.close()
+
+
+def test_a_value_sqlite_cannot_bind_is_that_rows_fault_not_the_databases(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    writer = UsageWriter(path)
+    writer.submit(_row(1))
+    writer.submit({**_row(2), "client": object()})  # sqlite3: "Error binding parameter"
+    writer.submit(_row(3))
+    assert writer.flush(10)
+    writer.close()
+    got = sqlite3.connect(path).execute("select input_tokens from requests order by id").fetchall()
+    assert got == [(1,), (3,)] and writer.dropped == 1 and writer.failures == 0

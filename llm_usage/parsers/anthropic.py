@@ -69,7 +69,7 @@ def parse_response(body: bytes) -> Usage:
     return _to_usage(raw, model, "complete")
 
 
-_EVENTS_TO_READ = re.compile(rb'message_start|message_delta|"error"|event: ?error')
+_EVENTS_TO_READ = re.compile(rb'message_start|message_delta|"error"|event:\s*error')
 """Finds every event ``_on_event`` reads (by its name or its type); the content deltas
 between them are skipped unframed."""
 

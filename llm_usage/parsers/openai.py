@@ -43,6 +43,14 @@ _ANYTHING_TO_READ = re.compile(
     rb'"usage"\s*:\s*\{|"type"\s*:\s*"(?:response\.(?:completed|incomplete|failed)|error)"|"error"\s*:\s*\{'
 )
 """Any of the three below: an event matching none carries nothing but (maybe) the model."""
+_SEP = rb"(?:\s|data:)*"
+_ANYTHING_TO_READ_RAW = re.compile(
+    rb'"usage"' + _SEP + rb":" + _SEP + rb"\{"
+    rb'|"type"' + _SEP + rb":" + _SEP + rb'"(?:response\.(?:completed|incomplete|failed)|error)"'
+    rb'|"error"' + _SEP + rb":" + _SEP + rb"\{"
+)
+"""``_ANYTHING_TO_READ`` in raw SSE bytes, where an event's JSON may run over several
+``data:`` lines: used to decide which runs of events need no framing at all."""
 _MODEL_ATTEMPTS = 8
 
 
@@ -130,7 +138,7 @@ class StreamParser:
 
     def feed(self, chunk: bytes) -> None:
         # Once the model is known, an event that _ANYTHING_TO_READ misses tells nothing.
-        keep = _ANYTHING_TO_READ if self._model is not None or self._model_attempts >= _MODEL_ATTEMPTS else None
+        keep = _ANYTHING_TO_READ_RAW if self._model is not None or self._model_attempts >= _MODEL_ATTEMPTS else None
         for _event, data in self._framer.feed(chunk, keep):
             self._on_data(data)
 
