@@ -2,8 +2,9 @@
 
 mitmproxy sends the end of a response only after the ``response`` hook returns, so any
 I/O there is latency every client pays; and a sqlite-utils ``Database`` is bound to the
-thread that opened it. Hooks therefore only ``submit`` a row; the thread batches what is
-queued into one transaction. ``close`` (mitmproxy's ``done``: quit or script reload)
+thread that opened it. Rows (or jobs that build them) are therefore only submitted, by
+the accountant (``accountant.py``: in its helper process, or in the proxy under mitmweb),
+and this thread batches what is queued into one transaction. ``close`` (quit or reload)
 flushes every pending row (or, if the database is failing right then, says how many it
 could not write). A database failure is logged loudly and retried; rows queue up to a
 bound meanwhile; it never reaches the user's traffic.
