@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import pickle
+import select
 import signal
 import struct
 import subprocess
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -285,16 +286,45 @@ def _close_quietly(stream: IO[bytes]) -> None:
 # ---------------------------------------------------------------- the helper process
 
 
-def _read_frames(stream: IO[bytes]) -> Any:
-    while True:
-        head = stream.read(_FRAME.size)
-        if len(head) < _FRAME.size:
-            return
-        (size,) = _FRAME.unpack(head)
-        data = stream.read(size)
-        if len(data) < size:
-            return
-        yield pickle.loads(data)
+class _FrameReader:
+    """Frames from the proxy's pipe, with a way to notice, while waiting on something
+    else, that the proxy closed it (it is shutting down)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+        self.eof = False
+
+    def _fill(self) -> None:
+        chunk = os.read(self.fd, 1 << 16)
+        if chunk:
+            self.buf += chunk
+        else:
+            self.eof = True
+
+    def closed(self) -> bool:
+        """Whether the proxy has closed the pipe (reads what is there without blocking)."""
+        try:
+            while not self.eof and select.select([self.fd], [], [], 0)[0]:
+                self._fill()
+        except (OSError, ValueError):  # select() on a pipe is POSIX-only: just keep waiting
+            return False
+        return self.eof
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            while len(self.buf) < _FRAME.size and not self.eof:
+                self._fill()
+            if len(self.buf) < _FRAME.size:
+                return
+            (size,) = _FRAME.unpack_from(self.buf)
+            while len(self.buf) < _FRAME.size + size and not self.eof:
+                self._fill()
+            if len(self.buf) < _FRAME.size + size:
+                return
+            data = bytes(self.buf[_FRAME.size : _FRAME.size + size])
+            del self.buf[: _FRAME.size + size]
+            yield pickle.loads(data)
 
 
 _LOG_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO, "alert": logging.INFO}
@@ -330,18 +360,23 @@ def main(argv: list[str]) -> int:
     call_lines = CallLineLog()
     call_lines.set_verbosity(config.termlog_verbosity)
     writer = UsageWriter(config.db_path, on_lines=call_lines)
+    proxy = os.getppid()
+    frames = _FrameReader(sys.stdin.fileno())
     try:
-        for seq, records in _read_frames(sys.stdin.buffer):
+        for seq, records in frames:
             for record in records:
                 row, line, warnings = account(record, pricer)
                 for warning in warnings:
                     logger.warning("llm-usage: %s %s: %s", record.provider, record.path, warning)
                 writer.submit(row, line)
-            while not writer.flush(60):  # committed (a failing database is retried meanwhile)
-                pass
+            while not writer.flush(1.0):  # committed (a failing database is retried meanwhile)
+                if frames.closed() or os.getppid() != proxy:
+                    # The proxy is stopping (or gone) while the database fails: do not hold
+                    # it up; the writer says how many rows it could not write.
+                    return 1
             os.write(ack_fd, _ACK.pack(seq))
     finally:
-        writer.close()
+        writer.close(timeout=5.0)
     return 0
 
 

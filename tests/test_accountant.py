@@ -84,6 +84,25 @@ def test_a_killed_proxy_leaves_no_helper_behind(upstream: MockUpstream, tmp_path
     proxy.stop()
 
 
+def test_a_killed_proxy_leaves_no_helper_behind_even_while_the_database_fails(
+    upstream: MockUpstream, tmp_path: Path
+) -> None:
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"])
+    _chat(proxy, 1)
+    proxy.rows_after(0, 1)
+    conn = sqlite3.connect(proxy.db_path)
+    conn.execute("drop table requests")  # the helper now retries its writes, and waits
+    conn.commit()
+    conn.close()
+    _chat(proxy, 2)
+    time.sleep(0.5)
+    (helper,) = _children(proxy.proc.pid)
+    proxy.proc.kill()
+    proxy.proc.wait(10)
+    assert _gone(helper, 15)
+    proxy.stop()
+
+
 def test_when_the_helper_dies_the_proxy_accounts_itself(upstream: MockUpstream, tmp_path: Path) -> None:
     proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"])
     try:

@@ -33,6 +33,10 @@ def test_database_failure_is_loud_but_traffic_flows(upstream: MockUpstream, tmp_
         while "could not write" not in proxy.output() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "could not write" in proxy.output() and "traffic is unaffected" in proxy.output()
+        began = time.monotonic()
+        assert proxy.stop() == 0  # quitting is not held up by the failing database
+        assert time.monotonic() - began < 10
+        assert "not written" in proxy.log_path.read_text()  # and says what it could not write
     finally:
         proxy.stop()
 
