@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any
 
 from .accounting import CallRecord, Row, account
 from .calllog import CallLineLog
@@ -61,11 +61,6 @@ _BOOT = (
 """The helper's entry: signals are ignored before the imports (which take a moment), so a
 signal meant for the proxy cannot cut the helper short while it starts."""
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-
-
-class Accountant(Protocol):
-    def submit(self, record: CallRecord, flow: http.HTTPFlow) -> None: ...
-    def close(self, timeout: float = 30.0) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -130,7 +125,6 @@ class AccountantProcess:
     """
 
     def __init__(self, config: AccountantConfig, fallback: Callable[[], LocalAccountant]) -> None:
-        self.config = config
         self._fallback_factory = fallback
         self._fallback: LocalAccountant | None = None
         self._lock = threading.Lock()  # submit vs. the switch to the fallback

@@ -39,6 +39,11 @@ PRICING_OPTION = "llm_usage_pricing"
 OLLAMA_OPTION = "llm_usage_ollama_base_url"
 
 
+def _shows_flows() -> bool:
+    """Whether this mitmproxy shows its flows (mitmweb's view), and so their comments."""
+    return ctx.master.addons.get("view") is not None
+
+
 class Settings:
     def __init__(self, in_process: bool = False) -> None:
         """``in_process``: account for calls on a thread of this process, never in the
@@ -135,7 +140,7 @@ class Settings:
         def local() -> LocalAccountant:
             return LocalAccountant(path, self.pricer, self.call_lines, self.announce_change)
 
-        if self.in_process or ctx.master.addons.get("view") is not None:  # mitmweb: comments at once
+        if self.in_process or _shows_flows():  # mitmweb: comments at once
             self.accountant = local()
         else:
             verbosity = ctx.options.termlog_verbosity if "termlog_verbosity" in ctx.options else "info"
@@ -164,9 +169,8 @@ class Settings:
 
     def running(self) -> None:
         self._running = True
-        master = ctx.master
-        if master.addons.get("view") is not None:
-            loop, trigger = master.event_loop, master.addons.trigger
+        if _shows_flows():
+            loop, trigger = ctx.master.event_loop, ctx.master.addons.trigger
 
             def announce(flow: http.HTTPFlow) -> None:
                 loop.call_soon_threadsafe(trigger, UpdateHook([flow]))
