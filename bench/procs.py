@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.harness import free_port, providers_file, wait_for_port  # noqa: E402
+from tests.harness import free_port, mitmdump_command, providers_file, wait_for_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MITMDUMP = BIN / "mitmdump"
@@ -82,20 +82,17 @@ def start_bare(workdir: Path, mock_port: int, name: str, extra: list[str] | None
     connection at the same moment (after the request is read).
     """
     port = free_port()
-    cmd = [
-        str(MITMDUMP),
-        "--mode",
-        f"reverse:http://127.0.0.1:{mock_port}",
-        "--listen-host",
-        "127.0.0.1",
-        "-p",
-        str(port),
+    cmd = mitmdump_command(
+        port,
         "--set",
         "flow_detail=0",
         "--set",
         "connection_strategy=lazy",
         *(extra or []),
-    ]
+        program=MITMDUMP,
+        addon=False,
+        mode=f"reverse:http://127.0.0.1:{mock_port}",
+    )
     return Service(name, cmd, port, workdir)
 
 
@@ -105,23 +102,16 @@ def start_addon(workdir: Path, mock_port: int) -> tuple[Service, Path]:
     port = free_port()
     db = workdir / "usage.db"
     providers = providers_file(workdir, f"http://127.0.0.1:{mock_port}")
-    cmd = [
-        str(MITMDUMP),
-        "-s",
-        str(ROOT / "addon.py"),
-        "--mode",
-        "reverse:http://127.0.0.1:9",
-        "--listen-host",
-        "127.0.0.1",
-        "-p",
-        str(port),
+    cmd = mitmdump_command(
+        port,
         "--set",
         "flow_detail=0",
         "--set",
         f"llm_usage_db={db}",
         "--set",
         f"llm_usage_providers={providers}",
-    ]
+        program=MITMDUMP,
+    )
     return Service("addon", cmd, port, workdir), db
 
 

@@ -36,6 +36,19 @@ ALL_SLUGS = (
 )
 
 
+PLACEHOLDER_UPSTREAM = "reverse:http://127.0.0.1:9"
+"""``make run``'s reverse URL: never contacted, every request is routed by its path."""
+
+
+def mitmdump_command(
+    port: int, *args: str, program: Path = MITMDUMP, addon: bool = True, mode: str = PLACEHOLDER_UPSTREAM
+) -> list[str]:
+    """mitmdump (or mitmweb) in reverse mode on 127.0.0.1:``port``, with the addon loaded as
+    ``make run`` loads it (or, ``addon=False``, bare), then ``args``."""
+    script = ["-s", str(ROOT / "addon.py")] if addon else []
+    return [str(program), *script, "--mode", mode, "--listen-host", "127.0.0.1", "-p", str(port), *args]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,20 +92,7 @@ class Proxy:
         self.db_path = db_path or workdir / "usage.db"
         self.log_path = workdir / f"{program.name}-{self.port}.log"
         self._log = self.log_path.open("wb")
-        cmd = [
-            str(program),
-            "-s",
-            str(ROOT / "addon.py"),
-            "--mode",
-            "reverse:http://127.0.0.1:9",
-            "--listen-host",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "--set",
-            f"llm_usage_db={self.db_path}",
-            *args,
-        ]
+        cmd = mitmdump_command(self.port, "--set", f"llm_usage_db={self.db_path}", *args, program=program)
         if program == MITMWEB:
             self.web_port = free_port()
             cmd += ["--set", f"web_port={self.web_port}", "--set", "web_open_browser=false"]
