@@ -98,7 +98,7 @@ class LocalAccountant:
         self.writer.close(timeout)
 
     def _build(self, record: CallRecord, flow: http.HTTPFlow | None) -> tuple[Row, str | None]:
-        row, line, warnings = account(record, self.pricer)
+        row, line = _account_and_warn(record, self.pricer)
         if flow is not None:
             try:
                 flow.comment = line  # mitmweb shows it beside the flow
@@ -106,9 +106,15 @@ class LocalAccountant:
                     self.announce(flow)
             except Exception:  # e.g. mitmweb's loop already closed: the row still counts
                 logger.debug("llm-usage: could not update the flow's comment", exc_info=True)
-        for warning in warnings:
-            logger.warning("llm-usage: %s %s: %s", record.provider, record.path, warning)
         return row, line
+
+
+def _account_and_warn(record: CallRecord, pricer: Pricer) -> tuple[Row, str]:
+    """``account``, with the parser's warnings logged against the call."""
+    row, line, warnings = account(record, pricer)
+    for warning in warnings:
+        logger.warning("llm-usage: %s %s: %s", record.provider, record.path, warning)
+    return row, line
 
 
 class _HelperExited(Exception):
@@ -359,10 +365,7 @@ def main(argv: list[str]) -> int:
     try:
         for seq, records in frames:
             for record in records:
-                row, line, warnings = account(record, pricer)
-                for warning in warnings:
-                    logger.warning("llm-usage: %s %s: %s", record.provider, record.path, warning)
-                writer.submit(row, line)
+                writer.submit(*_account_and_warn(record, pricer))
             while not writer.flush(1.0):  # committed (a failing database is retried meanwhile)
                 if frames.closed() or os.getppid() != proxy:
                     # The proxy is stopping (or gone) while the database fails: do not hold
