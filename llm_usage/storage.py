@@ -108,7 +108,7 @@ class UsageWriter:
 
         Why: building a row (parsing the body, pricing) on mitmproxy's event loop took as
         much CPU as the rest of the addon; here it runs in a batch, warm in cache, off the
-        loop. ``job`` must not raise (the recorder's guards turn failures into error rows);
+        loop. ``job`` must not raise (``accounting.account`` turns failures into error rows);
         if it does anyway, the error is logged and the writer goes on.
         """
         self._queue.put(job)
