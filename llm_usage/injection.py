@@ -48,6 +48,8 @@ def inject_include_usage(path: str, body: bytes) -> bytes | None:
     return json.dumps(request, separators=(",", ":")).encode("ascii")  # ASCII: any string survives
 
 
+NULL_USAGE_MEMBER = b',"usage":null'
+"""What ``include_usage`` adds to every OpenAI chunk, as OpenAI writes it (compact JSON)."""
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 _NULL_USAGE_FIELD = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,')
@@ -76,12 +78,19 @@ class UsageChunkFilter:
         self._scanned = 0  # bytes of _buf already searched for an event end
         self.max_bytes = max_bytes
 
-    def __call__(self, data: bytes) -> bytes:
+    @property
+    def idle(self) -> bool:
+        """Holding no partial event: the next chunk starts a fresh one."""
+        return not self._buf
+
+    def apply(self, data: bytes) -> bytes:
+        """The bytes to send on for ``data`` (``b""``: nothing yet, or nothing at all).
+        A method, not only ``__call__``: calling an instance costs Python more."""
         if not self._buf and data.endswith(b"\n\n"):  # whole events: nearly every chunk
             # _filter's common case inline: this runs for every chunk of the stream.
             if data.rfind(b'"usage"') < 0:
                 return data
-            data = data.replace(b',"usage":null', b"")
+            data = data.replace(NULL_USAGE_MEMBER, b"")
             return data if data.rfind(b'"usage"') < 0 else self._filter(data)
         buf = self._buf + data if self._buf else data
         end = _last_event_end(buf, max(self._scanned - 3, 0))
@@ -95,6 +104,8 @@ class UsageChunkFilter:
         self._scanned = len(self._buf)
         return self._filter(buf[:end])
 
+    __call__ = apply
+
     def flush(self) -> bytes:
         tail, self._buf, self._scanned = self._buf, b"", 0
         return self._filter(tail) if tail else b""
@@ -105,7 +116,7 @@ class UsageChunkFilter:
         # CPython's rfind is several times faster, and this runs for every chunk.
         if events.rfind(b'"usage"') < 0:
             return events
-        events = events.replace(b',"usage":null', b"")  # OpenAI's compact JSON: the common case
+        events = events.replace(NULL_USAGE_MEMBER, b"")  # OpenAI's compact JSON: the common case
         if events.rfind(b'"usage"') < 0:
             return events
         if not _EMPTY_CHOICES.search(events):

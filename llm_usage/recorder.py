@@ -111,7 +111,7 @@ class UsageRecorder:
             call.tee = StreamTee(call.format.stream_parser(content_type))
             call.tee.parse_error = str(exc)
             call.tee.finish()
-            response.stream = call.tee
+            response.stream = call.tee.stream_callable
             return
         chunk_filter = UsageChunkFilter() if call.injected_usage and "event-stream" in content_type else None
         forward_decoded = chunk_filter is not None and decoder is not None
@@ -129,7 +129,7 @@ class UsageRecorder:
             forward_decoded=forward_decoded,
             chunk_filter=chunk_filter,
         )
-        response.stream = call.tee
+        response.stream = call.tee.stream_callable
 
     def response(self, flow: http.HTTPFlow) -> None:
         call = _call(flow)

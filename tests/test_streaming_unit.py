@@ -25,6 +25,13 @@ SSE = (
 
 
 class ExplodingParser:
+    event_end = b"\n\n"
+    settled = False
+
+    @staticmethod
+    def quiet(events: bytes) -> bool:
+        return True
+
     def feed(self, chunk: bytes) -> None:
         raise RuntimeError("boom")
 

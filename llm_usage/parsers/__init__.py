@@ -19,6 +19,28 @@ from . import anthropic, gemini, ollama, openai
 
 
 class StreamParser(Protocol):
+    """An incremental parser of one stream: ``feed`` any pieces, ``finish`` once.
+
+    ``quiet`` lets the tee skip events without copying them (``StreamTee.forward``): a
+    parser that reads only a few events of a stream says which whole events it would skip.
+    """
+
+    @property
+    def event_end(self) -> bytes | None:
+        """What ends an event (SSE ``b"\\n\\n"``, NDJSON ``b"\\n"``); None: no event is quiet."""
+        ...
+
+    @property
+    def settled(self) -> bool:
+        """Has it read what it needs from the stream's opening events (the model)?"""
+        ...
+
+    def quiet(self, events: bytes) -> bool:
+        """True only if these whole events (``event_end`` at their end, starting at a
+        boundary) carry nothing this parser reads: skipping them changes nothing. Cheap and
+        conservative; asked only once ``settled``."""
+        ...
+
     def feed(self, chunk: bytes) -> None: ...
     def finish(self) -> Usage: ...
 

@@ -84,6 +84,14 @@ class StreamParser:
         self._final = False
         self._error: str | None = None
 
+    event_end = b"\n\n"
+    settled = True  # the model comes with message_start, which is never quiet
+
+    @staticmethod
+    def quiet(events: bytes) -> bool:
+        """Neither ``message_`` nor ``error`` anywhere: ``_EVENTS_TO_READ`` would find nothing."""
+        return events.rfind(b"message_") < 0 and events.rfind(b"error") < 0
+
     def feed(self, chunk: bytes) -> None:
         for event, data in self._framer.feed(chunk, _EVENTS_TO_READ):
             self._on_event(event, data)

@@ -76,6 +76,13 @@ class StreamParser:
         self._last: bytes | None = None
         self._any: bytes | None = None
 
+    event_end = None  # usage comes in every chunk (a running total): none is quiet
+    settled = False
+
+    @staticmethod
+    def quiet(events: bytes) -> bool:
+        return False
+
     def feed(self, chunk: bytes) -> None:
         for item in self._framer.feed(chunk):
             self._on_element(item[1] if isinstance(item, tuple) else item)

@@ -57,6 +57,21 @@ class StreamParser:
         self._final: bytes | None = None
         self._error: str | None = None
 
+    event_end = b"\n"
+
+    @property
+    def settled(self) -> bool:
+        return self._model is not None
+
+    @staticmethod
+    def quiet(lines: bytes) -> bool:
+        """No ``"error"``, and no ``"done"`` but a single ``"done":false``: ``_LINES_TO_READ``
+        would find nothing (the tests hold it to that)."""
+        at = lines.rfind(b'"done"')
+        if at >= 0 and (not lines.startswith(b":false", at + 6) or lines.rfind(b'"done"', 0, at) >= 0):
+            return False
+        return lines.rfind(b'"error"') < 0
+
     def feed(self, chunk: bytes) -> None:
         for line in self._framer.feed(chunk, _LINES_TO_READ if self._model is not None else None):
             self._on_line(line)
