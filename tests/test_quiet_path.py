@@ -142,6 +142,9 @@ def test_quiet_never_hides_what_the_parser_reads_in_made_up_events(fmt: str, par
         ("openai", b'data: {"x_groq":{"usage":{"prompt_tokens":1}},"usage":null}\n\n', False),
         ("openai", b'data: {"error":{"message":"overloaded"}}\n\n', False),
         ("openai", b'data: {"type":"response.completed","response":{}}\n\n', False),
+        ("openai", b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta"}\n\n', True),
+        ("openai", b'event: response.failed\ndata: {"type":"response.failed","response":{}}\n\n', False),
+        ("openai", b'data: {"type":"response.created","response":{"usage":null}}\n\n', True),
         ("anthropic", b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n', True),
         ("anthropic", b'event: message_delta\ndata: {"type":"message_delta","usage":{}}\n\n', False),
         ("anthropic", b'event: error\ndata: {"type":"error"}\n\n', False),
@@ -254,3 +257,26 @@ def test_a_stream_that_names_no_model_still_takes_the_fast_path() -> None:
     assert sent == b"".join(chat_stream(500, include_usage=False)).replace(b',"model":"gpt-4o-mini-2024-07-18"', b"")
     assert (usage.model, usage.input_tokens, usage.output_tokens) == (None, 12, 500)
     assert parser.fed < len(b"".join(upstream)) // 20
+
+
+def test_a_responses_api_stream_takes_the_fast_path_to_its_final_event() -> None:
+    def event(kind: str, **body: object) -> bytes:
+        return b"event: %s\ndata: %s\n\n" % (kind.encode(), json.dumps({"type": kind, **body}).encode())
+
+    response = {"id": "resp_1", "model": "gpt-5-2025-08-07", "usage": None}
+    final = {**response, "status": "completed", "usage": {"input_tokens": 9, "output_tokens": 300}}
+    upstream = [
+        event("response.created", response=response),
+        *(event("response.output_text.delta", item_id="msg_1", delta=f"w{i} ") for i in range(300)),
+        event("response.completed", response=final),
+    ]
+    parser = CountingParser(FORMATS["openai"].stream_parser("text/event-stream"))
+    sent, usage = through_tee(parser, upstream)
+    assert sent == b"".join(upstream)
+    assert (usage.model, usage.input_tokens, usage.output_tokens, usage.status) == (
+        "gpt-5-2025-08-07",
+        9,
+        300,
+        "complete",
+    )
+    assert parser.fed < len(sent) // 20

@@ -38,6 +38,7 @@ from .framing import SSEFramer
 
 USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _RESPONSE_TERMINAL = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
+_RESPONSE_ENDS = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
 _ERROR_FIELD = re.compile(rb'"(?:error|type)"\s*:\s*(?:\{|"error")')
 _ANYTHING_TO_READ = re.compile(
     rb'"usage"\s*:\s*\{|"type"\s*:\s*"(?:response\.(?:completed|incomplete|failed)|error)"|"error"\s*:\s*\{'
@@ -146,7 +147,7 @@ class StreamParser:
 
     @staticmethod
     def quiet(events: bytes) -> bool:
-        """No usage object, error or Responses API terminal event in these whole events:
+        """No usage object, error or Responses API final event in these whole events:
         ``_ANYTHING_TO_READ_RAW`` would find nothing (the tests hold it to that).
 
         Plain ``rfind``s, each a few tens of ns on a chunk, where the regex costs about
@@ -156,7 +157,12 @@ class StreamParser:
         at = events.rfind(b'"usage"')
         if at >= 0 and (not events.startswith(b":null", at + 7) or events.rfind(b'"usage"', 0, at) >= 0):
             return False
-        return events.rfind(b'"error"') < 0 and events.rfind(b'"response.') < 0
+        if events.rfind(b'"error"') >= 0:
+            return False
+        if events.rfind(b'"response.') < 0:
+            return True  # a chat or completions stream
+        # The Responses API names every event "response.<something>": only the ends count.
+        return all(events.rfind(end) < 0 for end in _RESPONSE_ENDS)
 
     def feed(self, chunk: bytes) -> None:
         keep = _ANYTHING_TO_READ_RAW if self.settled else None
