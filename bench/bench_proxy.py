@@ -66,7 +66,7 @@ class Plan:
     ttfb_events: int = 20
     ttfb_workers: int = 5
     fast_events: int = 10_000
-    fast_reps: int = 11
+    fast_reps: int = 21
     streams: int = 200
     streams_events: int = 20
     streams_pace_ms: int = 20
