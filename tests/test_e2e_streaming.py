@@ -33,6 +33,34 @@ def test_encoded_stream_reaches_client_untouched_and_is_parsed(
     assert (row["input_tokens"], row["output_tokens"], row["cache_read_tokens"]) == (1512, 6, 1100)
 
 
+LONG = 400
+CHAT = {"model": "gpt-4o-mini", "messages": [], "stream": True}
+
+
+@pytest.mark.parametrize(
+    ("upstream_path", "slug", "body", "output_tokens"),
+    [
+        ("/v1/chat/completions", "openai", CHAT, LONG),  # the proxy injects include_usage
+        ("/v1/chat/completions", "openai", {**CHAT, "stream_options": {"include_usage": True}}, LONG),
+        ("/v1/responses", "openai", {"model": "gpt-5", "input": "hi", "stream": True}, 64 + LONG),
+        ("/v1/messages", "anthropic", ANTHROPIC_BODY, LONG),
+        ("/api/chat", "ollama", {"model": "llama3.2", "messages": [], "stream": True}, LONG),
+    ],
+    ids=["openai-injected", "openai-asked", "openai-responses", "anthropic", "ollama"],
+)
+def test_long_stream_reaches_client_unchanged_and_is_counted(
+    proxy: Proxy, upstream: MockUpstream, new_rows, upstream_path: str, slug: str, body: dict, output_tokens: int
+) -> None:
+    """Hundreds of events, one per chunk: past the first few, the tee's fast path carries them."""
+    headers = {"X-Mock-Events": str(LONG)}
+    direct = httpx.post(f"{upstream.url}{upstream_path}", json=body, headers=headers).content
+    through = httpx.post(f"{proxy.url}/{slug}{upstream_path}", json=body, headers=headers).content
+    assert through == direct
+    [row] = new_rows(1)
+    assert row["streaming"] == 1 and row["usage_status"] == "complete" and row["error"] is None
+    assert row["output_tokens"] == output_tokens and row["input_tokens"] > 0
+
+
 def _raw_request(port: int, path: str, body: dict[str, object], headers: dict[str, str]) -> socket.socket:
     payload = json.dumps(body).encode()
     head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
