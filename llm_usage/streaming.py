@@ -83,6 +83,8 @@ class StreamTee:
         the parser reads (``parser.quiet``: the content deltas, nearly all of a stream) is
         not copied to the parser at all. Skipping whole events leaves the parser exactly
         where it would have been, so the usage is the same; the tests compare both paths.
+        (One thing differs, by design: an over-long line in a skipped chunk is not counted
+        in the "over-long line(s) skipped" warning, which is about lines the parser needed.)
         """
         quiet = self._quiet
         if quiet is not None and chunk.endswith(self._event_end) and quiet(chunk):  # type: ignore[arg-type]
@@ -128,15 +130,17 @@ class StreamTee:
             batch += decoded  # copied now, while the chunk is still in the CPU's cache
             if len(batch) >= PARSE_BATCH_BYTES:
                 self._feed_batch()
-            if self._event_end is not None:
-                self._arm_quiet(parser, decoded)
         out = decoded if self._forward_decoded else chunk
         if self._filter is not None:
             out = self._filter.apply(out)
+        if parser is not None and decoded and self._event_end is not None:
+            self._arm_quiet(parser, decoded)
         return out if out else _NOTHING
 
     def _arm_quiet(self, parser: StreamParser, decoded: bytes) -> None:
-        """Let the next chunk take ``forward``'s fast path if it can."""
+        """Let the next chunk take the fast path if it can: the parser has read the
+        stream's opening events, and this chunk ended at an event boundary, for the parser
+        and for the filter alike."""
         if not parser.settled:
             self._feed_batch()  # the stream's first events (the model): read them now
             if not parser.settled:

@@ -484,8 +484,9 @@ class MockUpstream:
         if body.get("stream", True) is False:
             whole = obj("".join(words), True)
             return self._json(request, whole)
-        lines = [json.dumps(obj(w, False)).encode() + b"\n" for w in words]
-        lines.append(json.dumps(obj("", True)).encode() + b"\n")
+        compact = {"separators": (",", ":"), "ensure_ascii": False}  # as Ollama (Go) writes it
+        lines = [json.dumps(obj(w, False), **compact).encode() + b"\n" for w in words]
+        lines.append(json.dumps(obj("", True), **compact).encode() + b"\n")
         return await self._stream(request, "application/x-ndjson", lines)
 
 

@@ -51,7 +51,9 @@ CHAT = {"model": "gpt-4o-mini", "messages": [], "stream": True}
 def test_long_stream_reaches_client_unchanged_and_is_counted(
     proxy: Proxy, upstream: MockUpstream, new_rows, upstream_path: str, slug: str, body: dict, output_tokens: int
 ) -> None:
-    """Hundreds of events, one per chunk: past the first few, the tee's fast path carries them."""
+    """Hundreds of events, one per chunk, through the real proxy: past the first few, the
+    tee's fast path carries them (tests/test_quiet_path.py shows it is taken); nothing the
+    client receives or the row counts may differ."""
     headers = {"X-Mock-Events": str(LONG)}
     direct = httpx.post(f"{upstream.url}{upstream_path}", json=body, headers=headers).content
     through = httpx.post(f"{proxy.url}/{slug}{upstream_path}", json=body, headers=headers).content

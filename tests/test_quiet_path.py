@@ -166,9 +166,12 @@ def test_quiet_examples(fmt: str, events: bytes, quiet: bool) -> None:
 def test_tee_fast_path_gives_the_same_bytes_and_usage(case: Case) -> None:
     whole = case.feed([case.body])
     for how, chunks in chunkings(case.body, event_end(case)):
-        sent, usage = through_tee(case.stream_parser(), chunks)
+        parser = CountingParser(case.stream_parser())
+        sent, usage = through_tee(parser, chunks)
         assert sent == case.body, how
         assert usage == whole, how
+        if how == "one event per chunk" and case.fmt.name in READS and len(chunks) >= 4:
+            assert parser.fed < len(case.body), "no event took the fast path"
         if case.fmt.name == "openai" and case.framing == "sse":
             sent, usage = through_tee(case.stream_parser(), chunks, UsageChunkFilter())
             assert sent == filtered(chunks), how
@@ -178,12 +181,59 @@ def test_tee_fast_path_gives_the_same_bytes_and_usage(case: Case) -> None:
 @pytest.mark.parametrize("case", LINE_STREAMS)
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
-def test_tee_fast_path_whatever_the_split(case: Case, data: st.DataObject) -> None:
-    body = case.body
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=30), label="cuts"))
-    chunks = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if b > a]
-    sent, usage = through_tee(case.stream_parser(), chunks)
-    assert (sent, usage) == (body, case.feed([body]))
+def test_tee_fast_path_whatever_the_chunking(case: Case, data: st.DataObject) -> None:
+    """Chunks of whole events, as upstreams send them, now and then cut anywhere: the fast
+    path and the full path take turns, and nothing differs."""
+    chunks: list[bytes] = []
+    for event in events_of(case.body, event_end(case)):
+        if chunks and data.draw(st.booleans(), label="join to the previous chunk"):
+            chunks[-1] += event
+        else:
+            chunks.append(event)
+        if data.draw(st.integers(0, 9), label="cut this one") == 0 and len(chunks[-1]) > 1:
+            cut = data.draw(st.integers(1, len(chunks[-1]) - 1), label="at")
+            chunks[-1:] = [chunks[-1][:cut], chunks[-1][cut:]]
+    whole = case.feed([case.body])
+    assert through_tee(case.stream_parser(), chunks) == (case.body, whole)
+    if case.fmt.name == "openai" and case.framing == "sse":
+        assert through_tee(case.stream_parser(), chunks, UsageChunkFilter()) == (filtered(chunks), whole)
+
+
+def test_the_model_is_read_before_the_fast_path_begins() -> None:
+    """Azure opens with a chunk whose model is "" (its content filter results): the model
+    comes in the next chunk, and the usage chunk names none."""
+    upstream = [
+        b'data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[]}\n\n',
+        *(b'data: {"model":"gpt-4o-2024-11-20","choices":[{"delta":{"content":"w"}}]}\n\n' for _ in range(20)),
+        b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":20}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    for chunk_filter in (None, UsageChunkFilter()):
+        parser = CountingParser(FORMATS["openai"].stream_parser("text/event-stream"))
+        _, usage = through_tee(parser, upstream, chunk_filter)
+        assert (usage.model, usage.input_tokens, usage.output_tokens) == ("gpt-4o-2024-11-20", 3, 20)
+        assert parser.fed < len(b"".join(upstream)) // 2
+
+
+CHAT_FRAGMENTS = [f for f in FRAGMENTS if b"response." not in f] + [b'"choices"', b"[", b"]", b'"delta"']
+
+
+@settings(max_examples=400, deadline=None)
+@given(parts=st.lists(st.sampled_from(CHAT_FRAGMENTS), max_size=14))
+def test_the_filtered_fast_path_never_hides_what_the_parser_reads(parts: list[bytes]) -> None:
+    """``forward_filtered`` inlines its own quiet test, for chat streams (the only ones the
+    proxy adds ``include_usage`` to): an event it sends on without the parser must hold
+    nothing ``_ANYTHING_TO_READ_RAW`` finds, and must come out as the filter would send it."""
+    parser = CountingParser(FORMATS["openai"].stream_parser("text/event-stream"))
+    tee = StreamTee(parser, chunk_filter=UsageChunkFilter())
+    tee.forward_filtered(b'data: {"model":"gpt-4o","choices":[],"usage":null}\n\n')
+    fed = parser.fed
+    event = b"data: {" + b"".join(parts) + b"}\n\n"
+    out = tee.forward_filtered(event)
+    tee.finish()  # hands the parser whatever the full path kept for it
+    if parser.fed == fed:  # so this event took the fast path
+        assert READS["openai"].search(event) is None, event
+        assert out == UsageChunkFilter().apply(event), event
 
 
 def chat_stream(words: int, *, include_usage: bool, obfuscation: bool = False) -> list[bytes]:
