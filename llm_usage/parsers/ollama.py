@@ -73,7 +73,7 @@ class StreamParser:
         return lines.rfind(b'"error"') < 0
 
     def feed(self, chunk: bytes) -> None:
-        for line in self._framer.feed(chunk, _LINES_TO_READ if self._model is not None else None):
+        for line in self._framer.feed(chunk, _LINES_TO_READ if self.settled else None):
             self._on_line(line)
 
     def _on_line(self, line: bytes) -> None:

@@ -171,7 +171,7 @@ class StreamParser:
 
     def _on_data(self, data: bytes) -> None:
         if _ANYTHING_TO_READ.search(data) is None:  # nearly every chunk: one regex, no JSON
-            if self._model is None and self._model_attempts < _MODEL_ATTEMPTS:
+            if not self.settled:
                 self._read_model(data)
             return
         if _RESPONSE_TERMINAL.search(data):
@@ -182,7 +182,7 @@ class StreamParser:
         if USAGE_OBJECT.search(data):
             # Parsed once at the end: usage repeats (Groq) and the last one wins.
             self._last_usage_data = data
-        elif self._model is None and self._model_attempts < _MODEL_ATTEMPTS:
+        elif not self.settled:
             self._read_model(data)
 
     def _read_model(self, data: bytes) -> None:
