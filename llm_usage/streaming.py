@@ -124,17 +124,17 @@ class StreamTee:
                 if self._forward_decoded:  # headers already say identity; nothing better to send
                     self._forward_decoded = False
                 decoded = b""
+        out = decoded if self._forward_decoded else chunk
+        if self._filter is not None:
+            out = self._filter.apply(out)
         parser = self._parser
         if parser is not None and decoded:
             batch = self._batch
             batch += decoded  # copied now, while the chunk is still in the CPU's cache
             if len(batch) >= PARSE_BATCH_BYTES:
                 self._feed_batch()
-        out = decoded if self._forward_decoded else chunk
-        if self._filter is not None:
-            out = self._filter.apply(out)
-        if parser is not None and decoded and self._event_end is not None:
-            self._arm_quiet(parser, decoded)
+            if self._event_end is not None:
+                self._arm_quiet(parser, decoded)  # after the filter: its state counts too
         return out if out else _NOTHING
 
     def _arm_quiet(self, parser: StreamParser, decoded: bytes) -> None:
