@@ -86,7 +86,10 @@ class LocalAccountant:
         self.pricer = pricer
         self.announce = announce
         self.writer = UsageWriter(db_path, on_lines=call_lines)
-        self.path = db_path
+
+    @property
+    def path(self) -> str:
+        return self.writer.path
 
     def submit(self, record: CallRecord, flow: http.HTTPFlow | None) -> None:
         self.writer.submit_job(partial(self._build, record, flow))
