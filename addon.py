@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 try:
-    from llm_usage.addons import make_addons
+    from llm_usage.proxy.addon import make_addons
 except ModuleNotFoundError as exc:  # mitmproxy alone is not enough: say what to install
     logging.getLogger("llm_usage").error(
         "llm-usage: missing Python package %r. Install the requirements into mitmproxy's Python: "

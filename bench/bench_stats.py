@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gen_db import generate  # noqa: E402
-from tests.harness import MITMDUMP, free_port, wait_for_port  # noqa: E402
+from tests.support.gen_db import generate  # noqa: E402
+from tests.support.harness import MITMDUMP, free_port, wait_for_port  # noqa: E402
 
 ENDPOINT_TARGET_MS = 100.0
 DASHBOARD_TARGET_MS = 1500.0

@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 
 from aiohttp import web  # noqa: E402
 
-from tests.mock_upstream import MockUpstream  # noqa: E402
+from tests.support.mock_upstream import MockUpstream  # noqa: E402
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.harness import free_port, mitmdump_command, providers_file, wait_for_port  # noqa: E402
+from tests.support.harness import free_port, mitmdump_command, providers_file, wait_for_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MITMDUMP = BIN / "mitmdump"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import SHARED_FIXTURES, Proxy, providers_file
-from tests.mock_upstream import MockUpstream
+from tests.support.harness import SHARED_FIXTURES, Proxy, providers_file
+from tests.support.mock_upstream import MockUpstream
 
 
 @pytest.fixture(scope="session")
@@ -64,22 +64,20 @@ def shared_fixtures() -> Path:
 
 
 @pytest.fixture
-def addon_context(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """The three proxy addons inside mitmproxy's test context (taddons: unstable API, pinned).
+def addon(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The addon inside mitmproxy's test context (taddons: unstable API, mitmproxy is
+    pinned), started as mitmproxy starts it: loaded, every option configured, running.
 
-    Yields ``(settings, router, recorder, tctx)`` configured with a temporary database.
+    Yields ``(addon, tctx)``; its database is a temporary file.
     """
     from mitmproxy.test import taddons
 
-    from llm_usage.recorder import UsageRecorder
-    from llm_usage.router import Router
-    from llm_usage.settings import Settings
+    from llm_usage.proxy.addon import LlmUsage
 
-    settings = Settings(in_process=True)
-    router = Router(settings)
-    recorder = UsageRecorder(settings)
-    with taddons.context(settings, router, recorder) as tctx:
+    addon = LlmUsage()
+    with taddons.context(addon) as tctx:
         tctx.options.update(llm_usage_db=str(tmp_path / "usage.db"))
-        settings.configure(set(tctx.options.keys()))  # as at start-up: every option "updated"
-        yield settings, router, recorder, tctx
-        settings.done()
+        addon.configure(set(tctx.options.keys()))  # as at start-up: every option "updated"
+        addon.running()
+        yield addon, tctx
+        addon.done()

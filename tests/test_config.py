@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from llm_usage.config import (
-    ConfigError,
-    build_providers,
-    env_default,
-    load_price_tables,
-    load_providers,
-    merge_providers,
-    parse_pricing,
-    read_dotenv,
-)
-from tests.harness import MITMDUMP, ROOT, free_port, wait_for_port
+from llm_usage.config.files import ConfigError, env_default, read_dotenv
+from llm_usage.config.prices import load_price_tables, parse_pricing
+from llm_usage.config.providers import build_providers, load_providers, merge_providers
+from tests.support.harness import MITMDUMP, ROOT, free_port, wait_for_port
 
 OLLAMA = {"llm_usage_ollama_base_url": "http://localhost:11434"}
 

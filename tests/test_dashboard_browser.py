@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import ROOT, Proxy
+from tests.support.harness import ROOT, Proxy
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -37,8 +37,8 @@ def digits(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def dashboard_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    from bench.gen_db import generate
-    from llm_usage.storage import open_database
+    from llm_usage.store.schema import open_database
+    from tests.support.gen_db import generate
 
     workdir = tmp_path_factory.mktemp("dashboard")
     db_path = workdir / "usage.db"

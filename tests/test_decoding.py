@@ -11,7 +11,7 @@ import brotli
 import pytest
 import zstandard
 
-from llm_usage.decoding import make_decoder
+from llm_usage.proxy.decoding import make_decoder
 
 BODY = "".join(
     f'data: {{"id":"chatcmpl-{i}","choices":[{{"delta":{{"content":"tok {i} 你好 🌍"}}}}]}}\n\n' for i in range(300)

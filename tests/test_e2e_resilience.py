@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import openai
 
-from tests.harness import MITMWEB, Proxy, providers_file
-from tests.mock_upstream import MockUpstream
+from tests.support.harness import MITMWEB, Proxy, providers_file
+from tests.support.mock_upstream import MockUpstream
 
 
 def test_database_failure_is_loud_but_traffic_flows(upstream: MockUpstream, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
-from tests.harness import Proxy
-from tests.mock_upstream import MockUpstream
+from tests.support.harness import Proxy
+from tests.support.mock_upstream import MockUpstream
 
 KEY = "sk-test-e2e-0123456789"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import SHARED_FIXTURES, Proxy
-from tests.mock_upstream import MockUpstream
+from tests.support.harness import SHARED_FIXTURES, Proxy
+from tests.support.mock_upstream import MockUpstream
 
 ANTHROPIC_BODY = {"model": "claude-sonnet-4-5", "max_tokens": 10, "stream": True, "messages": []}
 

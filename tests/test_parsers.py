@@ -19,10 +19,10 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_usage.decoding import make_decoder
 from llm_usage.parsers import FORMATS, is_streamed, parse_whole, wire_format
-from llm_usage.usage import Usage
-from tests.fixture_cases import OWN_CASES, TOKEN_FIELDS, Case, assert_matches_expected, params
+from llm_usage.parsers.usage import Usage
+from llm_usage.proxy.decoding import make_decoder
+from tests.support.fixture_cases import OWN_CASES, TOKEN_FIELDS, Case, assert_matches_expected, params
 
 # ---------------------------------------------------------------------------------------------
 # Whole bodies against `expected`

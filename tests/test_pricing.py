@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from llm_usage.config import load_price_tables, parse_pricing
-from llm_usage.pricing import GENAI_SOURCE, Pricer, lookup_table, prefix_applies, table_cost
-from llm_usage.usage import Usage
+from llm_usage.accounting.pricing import GENAI_SOURCE, Pricer, lookup_table, prefix_applies, table_cost
+from llm_usage.config.prices import load_price_tables, parse_pricing
+from llm_usage.parsers.usage import Usage
 
 AT = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
-from tests.harness import Proxy
-from tests.mock_upstream import MockUpstream
+from tests.support.harness import Proxy
+from tests.support.mock_upstream import MockUpstream
 
 SECRETS = {
     "authorization": "sk-proj-SECRETBEARER0123456789",

@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from llm_usage import stats
-from llm_usage.stats_params import (
-    ALLOWED,
+from llm_usage.store.schema import open_database
+from llm_usage.web import queries as stats
+from llm_usage.web.endpoints import ENDPOINTS
+from llm_usage.web.params import (
     Filters,
     ParamError,
     Window,
@@ -23,7 +24,6 @@ from llm_usage.stats_params import (
     parse_series,
     single_values,
 )
-from llm_usage.storage import open_database
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -480,12 +480,8 @@ BAD = [
 def _parse(endpoint: str, query: str) -> None:
     from urllib.parse import parse_qsl
 
-    values = single_values(parse_qsl(query, keep_blank_values=True), ALLOWED[endpoint])
-    parse_filters(values, NOW)
-    if endpoint == "requests":
-        parse_page(values)
-    if endpoint == "timeseries":
-        parse_series(values)
+    spec = ENDPOINTS[endpoint]
+    spec.prepare(single_values(parse_qsl(query, keep_blank_values=True), spec.params), NOW)
 
 
 @pytest.mark.parametrize(("endpoint", "query", "name"), BAD)

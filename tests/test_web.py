@@ -18,10 +18,12 @@ from urllib.error import HTTPError
 import pytest
 from mitmproxy.test import taddons, tflow, tutils
 
-from llm_usage import stats, web
-from llm_usage.storage import open_database
-from llm_usage.web import WebUI, session_value
-from tests.harness import Proxy
+from llm_usage.store.schema import open_database
+from llm_usage.web import pages as web
+from llm_usage.web import queries as stats
+from llm_usage.web.access import SESSION_COOKIE, session_value
+from llm_usage.web.pages import WebUI
+from tests.support.harness import Proxy
 
 TOKEN = "s3cret-Tok3n"
 
@@ -206,7 +208,7 @@ def test_token_required_everywhere_but_health_and_static(locked_ui: Harness) -> 
 @pytest.mark.parametrize(
     "headers",
     [{"Authorization": f"Bearer {TOKEN}"}, {"authorization": f"bearer {TOKEN}"}, {"X-LLM-Usage-Token": TOKEN},
-     {"Cookie": f"{web.COOKIE}={session_value(TOKEN)}"}],
+     {"Cookie": f"{SESSION_COOKIE}={session_value(TOKEN)}"}],
 )  # fmt: skip
 def test_token_accepted_and_removed_from_the_flow(locked_ui: Harness, headers: dict[str, str]) -> None:
     flow = locked_ui.get("/stats/summary", headers=headers)
@@ -218,7 +220,7 @@ def test_token_accepted_and_removed_from_the_flow(locked_ui: Harness, headers: d
 @pytest.mark.parametrize(
     "headers",
     [{"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": TOKEN}, {"X-LLM-Usage-Token": ""},
-     {"Cookie": f"{web.COOKIE}={TOKEN}"}, {"Cookie": f"{web.COOKIE}={session_value(TOKEN + 'x')}"},
+     {"Cookie": f"{SESSION_COOKIE}={TOKEN}"}, {"Cookie": f"{SESSION_COOKIE}={session_value(TOKEN + 'x')}"},
      {"X-LLM-Usage-Token": "ü" + TOKEN}],
 )  # fmt: skip
 def test_wrong_tokens_refused(locked_ui: Harness, headers: dict[str, str]) -> None:
@@ -230,7 +232,7 @@ def test_token_link_sets_a_cookie_and_leaves_no_trace(locked_ui: Harness, caplog
     flow = locked_ui.get(f"/dashboard?token={TOKEN}")
     assert flow.response.status_code == 303 and flow.response.headers["location"] == "/dashboard"
     cookie = flow.response.headers["set-cookie"]
-    assert cookie.startswith(f"{web.COOKIE}={session_value(TOKEN)};") and "HttpOnly" in cookie and TOKEN not in cookie
+    assert cookie.startswith(f"{SESSION_COOKIE}={session_value(TOKEN)};") and "HttpOnly" in cookie and TOKEN not in cookie
     assert flow.request.path == "/dashboard"  # mitmproxy prints and shows the flow without it
     api = locked_ui.get(f"/stats/summary?days=2&token={TOKEN}")
     assert api.response.status_code == 200 and api.request.path == "/stats/summary?days=2"
@@ -250,14 +252,14 @@ def test_locked_page_escapes_and_has_no_token(locked_ui: Harness) -> None:
 def test_queries_run_off_the_event_loop(open_ui: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     loop_threads: set[int] = set()
     query_threads: set[int] = set()
-    real_summary = stats.summary
+    real_aggregate = stats.aggregate
 
-    def slow_summary(conn: Any, filters: Any) -> dict[str, Any]:
+    def slow_aggregate(*args: Any, **kwargs: Any) -> Any:
         query_threads.add(threading.get_ident())
         time.sleep(0.3)
-        return real_summary(conn, filters)
+        return real_aggregate(*args, **kwargs)
 
-    monkeypatch.setattr(stats, "summary", slow_summary)
+    monkeypatch.setattr(stats, "aggregate", slow_aggregate)
     ticks: list[float] = []
 
     async def go() -> float:

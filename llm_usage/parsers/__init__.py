@@ -1,5 +1,6 @@
 """One parser per wire format, chosen through a table -- never an if/elif on providers.
 
+Parsers are pure: bytes in, a ``Usage`` out; no flows, no database, no logging.
 ``wire_format(default, path)`` picks the format a call actually spoke: several providers
 serve more than one (Ollama, Moonshot, Z.ai and MiniMax offer an Anthropic-compatible
 ``/v1/messages`` next to their OpenAI-compatible API; Gemini offers ``/v1beta/openai/``;
@@ -14,31 +15,32 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
-from ..usage import Usage
 from . import anthropic, gemini, ollama, openai
+from .usage import Usage
 
 
 class StreamParser(Protocol):
     """An incremental parser of one stream: ``feed`` any pieces, ``finish`` once.
 
-    ``quiet`` lets the tee skip events without copying them (``StreamTee.forward``): a
-    parser that reads only a few events of a stream says which whole events it would skip.
+    ``reads`` and ``event_end`` say which events it skips (see ``framing.quiet``): the
+    stream tee uses them to leave such events uncopied, the framer to leave them unframed.
     """
 
     @property
     def event_end(self) -> bytes | None:
-        """What ends an event (SSE ``b"\\n\\n"``, NDJSON ``b"\\n"``); None: no event is quiet."""
+        """What ends an event (SSE ``b"\\n\\n"``, NDJSON ``b"\\n"``); None: events are not skipped."""
+        ...
+
+    @property
+    def reads(self) -> re.Pattern[bytes] | None:
+        """Finds something in every event this parser reads; an event it finds nothing in
+        is quiet. None while every event must be read (before the model is known)."""
         ...
 
     @property
     def settled(self) -> bool:
-        """Has it read what it needs from the stream's opening events (the model)?"""
-        ...
-
-    def quiet(self, events: bytes) -> bool:
-        """True only if these whole events (``event_end`` at their end, starting at a
-        boundary) carry nothing this parser reads: skipping them changes nothing. Cheap and
-        conservative; asked only once ``settled``."""
+        """Has it read what it needs from the stream's opening events? Until then the tee
+        hands it every chunk at once rather than in batches."""
         ...
 
     def feed(self, chunk: bytes) -> None: ...
@@ -73,7 +75,7 @@ ENDPOINT_FORMATS: tuple[tuple[re.Pattern[str], str], ...] = (
 @lru_cache(maxsize=4096)
 def wire_format(default: str, path: str) -> WireFormat:
     """The format of the call to ``path`` (query already removed). Cached: a client calls
-    the same few endpoints over and over, and this runs on the event loop for each."""
+    the same few endpoints over and over."""
     for pattern, name in ENDPOINT_FORMATS:
         if pattern.search(path):
             return FORMATS[name]

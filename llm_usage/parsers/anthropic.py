@@ -20,9 +20,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..usage import Usage
-from .common import as_int, body_model, error_message, get_path, load_json, path_model
 from .framing import SSEFramer
+from .json_values import as_int, body_model, error_message, get_path, load_json, path_model
+from .usage import Usage
 
 _RAW_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -69,9 +69,9 @@ def parse_response(body: bytes) -> Usage:
     return _to_usage(raw, model, "complete")
 
 
-_EVENTS_TO_READ = re.compile(rb'message_start|message_delta|"error"|event:\s*error')
+READS = re.compile(rb'message_start|message_delta|"error"|event:\s*error')
 """Finds every event ``_on_event`` reads (by its name or its type); the content deltas
-between them are skipped unframed."""
+between them are quiet."""
 
 
 class StreamParser:
@@ -85,15 +85,11 @@ class StreamParser:
         self._error: str | None = None
 
     event_end = b"\n\n"
-    settled = True  # the model comes with message_start, which is never quiet
-
-    @staticmethod
-    def quiet(events: bytes) -> bool:
-        """Neither ``message_`` nor ``error`` anywhere: ``_EVENTS_TO_READ`` would find nothing."""
-        return events.rfind(b"message_") < 0 and events.rfind(b"error") < 0
+    reads = READS
+    settled = True  # the model comes with message_start, which READS finds
 
     def feed(self, chunk: bytes) -> None:
-        for event, data in self._framer.feed(chunk, _EVENTS_TO_READ):
+        for event, data in self._framer.feed(chunk, READS):
             self._on_event(event, data)
 
     def _on_event(self, event: bytes, data: bytes) -> None:

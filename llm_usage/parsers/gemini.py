@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..usage import Usage
-from .common import as_int, body_model, error_message, load_json, path_model
 from .framing import JSONArrayFramer, SSEFramer
+from .json_values import as_int, body_model, error_message, load_json, path_model
+from .usage import Usage
 
 _USAGE_METADATA = re.compile(rb'"usageMetadata"\s*:\s*\{')
 _FINISHED = re.compile(rb'"(?:finishReason|blockReason)"\s*:')
@@ -76,12 +76,9 @@ class StreamParser:
         self._last: bytes | None = None
         self._any: bytes | None = None
 
-    event_end = None  # usage comes in every chunk (a running total): none is quiet
-    settled = False
-
-    @staticmethod
-    def quiet(events: bytes) -> bool:
-        return False
+    event_end = None
+    reads = None  # usage comes in every chunk (a running total): no event is quiet
+    settled = True
 
     def feed(self, chunk: bytes) -> None:
         for item in self._framer.feed(chunk):

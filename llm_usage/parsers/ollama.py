@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..usage import Usage
-from .common import as_int, body_model, error_message, load_json
 from .framing import NDJSONFramer
+from .json_values import as_int, body_model, error_message, load_json
+from .usage import Usage
 
 _DONE = re.compile(rb'"done"\s*:\s*true')
 _ERROR = re.compile(rb'"error"\s*:')
-_LINES_TO_READ = re.compile(rb'"done"\s*:\s*true|"error"\s*:')
-"""Finds every line ``_on_line`` reads once the model is known; the rest are skipped unframed."""
+READS = re.compile(rb'"done"\s*:\s*true|"error"\s*:')
+"""Finds every line ``_on_line`` reads once the model is known; the rest are quiet."""
 
 
 def _from_object(obj: Any) -> Usage:
@@ -63,17 +63,12 @@ class StreamParser:
     def settled(self) -> bool:
         return self._model is not None
 
-    @staticmethod
-    def quiet(lines: bytes) -> bool:
-        """No ``"error"``, and no ``"done"`` but a single ``"done":false``: ``_LINES_TO_READ``
-        would find nothing (the tests hold it to that)."""
-        at = lines.rfind(b'"done"')
-        if at >= 0 and (not lines.startswith(b":false", at + 6) or lines.rfind(b'"done"', 0, at) >= 0):
-            return False
-        return lines.rfind(b'"error"') < 0
+    @property
+    def reads(self) -> re.Pattern[bytes] | None:
+        return READS if self.settled else None
 
     def feed(self, chunk: bytes) -> None:
-        for line in self._framer.feed(chunk, _LINES_TO_READ if self.settled else None):
+        for line in self._framer.feed(chunk, self.reads):
             self._on_line(line)
 
     def _on_line(self, line: bytes) -> None:

@@ -32,26 +32,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..usage import Usage
-from .common import as_decimal, as_int, body_model, error_message, get_path, load_json
 from .framing import SSEFramer
+from .json_values import as_decimal, as_int, body_model, error_message, get_path, load_json
+from .usage import Usage
 
 USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _RESPONSE_TERMINAL = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
-_RESPONSE_ENDS = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
 _ERROR_FIELD = re.compile(rb'"(?:error|type)"\s*:\s*(?:\{|"error")')
-_ANYTHING_TO_READ = re.compile(
-    rb'"usage"\s*:\s*\{|"type"\s*:\s*"(?:response\.(?:completed|incomplete|failed)|error)"|"error"\s*:\s*\{'
-)
-"""Any of the three below: an event matching none carries nothing but (maybe) the model."""
 _SEP = rb"(?:\s|data:)*"
-_ANYTHING_TO_READ_RAW = re.compile(
+READS = re.compile(
     rb'"usage"' + _SEP + rb":" + _SEP + rb"\{"
     rb'|"type"' + _SEP + rb":" + _SEP + rb'"(?:response\.(?:completed|incomplete|failed)|error)"'
     rb'|"error"' + _SEP + rb":" + _SEP + rb"\{"
 )
-"""``_ANYTHING_TO_READ`` in raw SSE bytes, where an event's JSON may run over several
-``data:`` lines: used to decide which runs of events need no framing at all."""
+"""Every event this parser reads once it knows the model: a usage object, an error, or
+the Responses API's final event. It also matches in raw SSE bytes, where an event's JSON
+may run over several ``data:`` lines. ``"usage": null`` (in every chunk once
+``include_usage`` is on) is not a usage object."""
 _MODEL_ATTEMPTS = 8
 """Events looked at for the model before giving up (a stream that names none)."""
 
@@ -142,35 +139,19 @@ class StreamParser:
 
     @property
     def settled(self) -> bool:
-        """Once the model is known, an event that _ANYTHING_TO_READ misses tells nothing."""
+        """Once the model is known (or given up on), an event READS finds nothing in tells nothing."""
         return self._model is not None or self._model_attempts >= _MODEL_ATTEMPTS
 
-    @staticmethod
-    def quiet(events: bytes) -> bool:
-        """No usage object, error or Responses API final event in these whole events:
-        ``_ANYTHING_TO_READ_RAW`` would find nothing (the tests hold it to that).
-
-        Plain ``rfind``s, each a few tens of ns on a chunk, where the regex costs about
-        250 ns (every ``"`` of the JSON is a place to try it). ``"usage":null`` -- in every
-        chunk once ``include_usage`` is on -- is let through when it is the only ``"usage"``.
-        """
-        at = events.rfind(b'"usage"')
-        if at >= 0 and (not events.startswith(b":null", at + 7) or events.rfind(b'"usage"', 0, at) >= 0):
-            return False
-        if events.rfind(b'"error"') >= 0:
-            return False
-        if events.rfind(b'"response.') < 0:
-            return True  # a chat or completions stream
-        # The Responses API names every event "response.<something>": only the ends count.
-        return all(events.rfind(end) < 0 for end in _RESPONSE_ENDS)
+    @property
+    def reads(self) -> re.Pattern[bytes] | None:
+        return READS if self.settled else None
 
     def feed(self, chunk: bytes) -> None:
-        keep = _ANYTHING_TO_READ_RAW if self.settled else None
-        for _event, data in self._framer.feed(chunk, keep):
+        for _event, data in self._framer.feed(chunk, self.reads):
             self._on_data(data)
 
     def _on_data(self, data: bytes) -> None:
-        if _ANYTHING_TO_READ.search(data) is None:  # nearly every chunk: one regex, no JSON
+        if READS.search(data) is None:  # nearly every chunk: one regex, no JSON
             if not self.settled:
                 self._read_model(data)
             return

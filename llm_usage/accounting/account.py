@@ -1,0 +1,92 @@
+"""``account(record, pricer) -> (row, line)``: the one step from a finished call to its row.
+
+Runs on the writer thread (``store/writer.py``), never on mitmproxy's event loop: it
+decodes and parses a buffered body, prices the usage and shapes the row and its line.
+It never raises: a failure becomes a row that says so, so the call is still counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from mitmproxy.net import encoding
+
+from ..parsers import parse_whole
+from ..parsers.json_values import error_message, load_json
+from ..parsers.usage import Usage
+from .line import summary_line
+from .pricing import UNPRICED, Pricer
+from .record import CallRecord
+from .row import Row, build_row, redact, usage_status
+
+logger = logging.getLogger(__name__)
+
+
+def account(record: CallRecord, pricer: Pricer) -> tuple[Row, str]:
+    """The call's row and readable line. The parser's warnings (an over-long line
+    skipped, ...) are logged against the call."""
+    try:
+        row, warnings = _account(record, pricer)
+    except Exception as exc:  # a bug must not lose the row
+        logger.exception("llm-usage: could not account for a call to %s %s", record.provider.slug, record.path)
+        error = f"llm-usage could not account for this call: {type(exc).__name__}: {exc}"
+        row, warnings = build_row(record, Usage(), UNPRICED, None, error), ()
+    for warning in warnings:
+        logger.warning("llm-usage: %s %s: %s", record.provider.slug, record.path, warning)
+    return row, summary_line(row)
+
+
+def _account(record: CallRecord, pricer: Pricer) -> tuple[Row, tuple[str, ...]]:
+    status_code = record.status_code
+    body = decoded(record.body, record.content_encoding)
+    usage, unreadable = _usage(record, body)
+    error = record.failure
+    if error is None and status_code is not None and status_code >= 400:
+        error = usage.error or (error_message(body) if body else None) or f"HTTP {status_code}"
+    error = redact(error or usage.error or unreadable or record.stream_error, record.secrets)
+    if usage.model is None:
+        usage = usage.with_(model=_requested_model(record))
+    at = datetime.fromtimestamp(record.started_at, UTC)
+    priced = pricer.price(record.provider.slug, record.provider.genai_prices, usage, at)
+    return build_row(record, usage, priced, usage_status(record, usage), error), usage.warnings
+
+
+def decoded(data: bytes, content_encoding: str) -> bytes:
+    """The body decoded as mitmproxy's ``get_content(strict=False)`` would: as it came
+    when the encoding is unknown or the bytes do not decode."""
+    if not data or not content_encoding:
+        return data
+    try:
+        result = encoding.decode(data, content_encoding)
+    except ValueError:
+        return data
+    return result if isinstance(result, bytes) else data  # "utf8" is not a content-encoding
+
+
+def _usage(record: CallRecord, body: bytes) -> tuple[Usage, str | None]:
+    """The call's usage, and an error when a successful body could not be read at all."""
+    if record.stream_usage is not None:
+        return record.stream_usage, None
+    if record.status_code is None:  # no response at all
+        return Usage(), None
+    try:
+        usage = parse_whole(record.wire_format, body, record.content_type)
+    except Exception as exc:
+        logger.exception("llm-usage: usage parser failed on %s %s", record.provider.slug, record.path)
+        return Usage(), f"usage parser failed: {type(exc).__name__}: {exc}"
+    if (
+        record.status_code < 400
+        and body
+        and not usage.has_counts
+        and usage.model is None
+        and load_json(body) is None
+        and "json" in record.content_type
+    ):
+        return usage, "unreadable response body (not JSON)"
+    return usage, None
+
+
+def _requested_model(record: CallRecord) -> str | None:
+    request = load_json(decoded(record.request_body, record.request_encoding))
+    return record.wire_format.requested_model(record.path, request if isinstance(request, dict) else {})

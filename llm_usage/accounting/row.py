@@ -1,0 +1,129 @@
+"""The database row of one call: its columns (``Row``), and the pure step that fills them.
+
+``Row``'s keys are the column list: the writer inserts them, the stats API lists them, and
+a test holds the migrated schema (``store/schema.py``) to them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TypedDict
+
+from ..parsers.usage import Usage
+from .pricing import Priced
+from .record import CallRecord
+
+_COST_PLACES = Decimal("1e-12")
+
+
+class Row(TypedDict):
+    timestamp: str
+    """Request start, ISO-8601 UTC with milliseconds (``2026-11-29T05:45:55.123+00:00``)."""
+    provider: str
+    model: str | None
+    endpoint: str
+    method: str
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    cost_usd: float | None
+    duration_ms: float
+    streaming: int
+    status_code: int | None
+    error: str | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    reasoning_tokens: int | None
+    ttft_ms: float | None
+    cost_source: str | None
+    usage_status: str | None
+    client: str | None
+    cache_savings_usd: float | None
+
+
+COLUMNS: tuple[str, ...] = tuple(Row.__annotations__)
+"""Every column a logged call fills (all but ``id``), in the order the migrations add them."""
+
+
+def iso_utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def _money(value: Decimal | None) -> float | None:
+    return None if value is None else float(value.quantize(_COST_PLACES))
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000, 3)
+
+
+NO_USAGE_ENDPOINTS = re.compile(r"/count_tokens$|:countTokens$|/models(?:/[^/]+)?$")
+"""Calls that never report usage (token counting, model lists): no usage is due."""
+
+
+def usage_status(record: CallRecord, usage: Usage) -> str | None:
+    """``usage_status`` for the row: what the parser saw, corrected by how the call ended.
+
+    A stream that ended in an error was cut short, whatever the last usage said (Gemini
+    repeats a running total in every chunk). A call that failed without any usage, or
+    that never owes usage, gets NULL rather than "missing"."""
+    failed = record.failure is not None
+    if failed and record.streamed:
+        return "partial"
+    if usage.has_counts:
+        return usage.status
+    if failed or (record.status_code or 0) >= 400 or record.method != "POST" or NO_USAGE_ENDPOINTS.search(record.path):
+        return None
+    return "missing"
+
+
+def redact(text: str | None, secrets: tuple[str, ...]) -> str | None:
+    """An error message with the request's secrets taken out: a gateway's error page may
+    echo the URL (a Gemini ``?key=``) or a header back."""
+    if not text:
+        return text
+    for secret in secrets:
+        if len(secret) >= 8 and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def clean_text(value: str | None) -> str | None:
+    """Text that SQLite and a terminal can take: a lone surrogate (a client's string cut
+    inside an emoji) is replaced, not allowed to make the row unwritable."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def build_row(record: CallRecord, usage: Usage, priced: Priced, status: str | None, error: str | None) -> Row:
+    streamed = record.streamed
+    return Row(
+        timestamp=iso_utc(record.started_at),
+        provider=record.provider.slug,
+        model=clean_text(usage.model),
+        endpoint=record.path,
+        method=record.method,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+        cost_usd=_money(priced.cost_usd),
+        duration_ms=_ms(record.started_at, record.ended_at),
+        streaming=int(streamed),
+        status_code=record.status_code,
+        error=clean_text(error),
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        ttft_ms=_ms(record.started_at, record.first_byte_at) if streamed and record.first_byte_at is not None else None,
+        cost_source=priced.source if priced.cost_usd is not None else None,
+        usage_status=status,
+        client=record.client,
+        cache_savings_usd=_money(priced.cache_savings_usd),
+    )

@@ -1,0 +1,94 @@
+"""The one addon object ``addon.py`` hands to mitmproxy, and the order its parts run in.
+
+Each concern is its own class: ``Settings`` (options), ``WebUI`` (the proxy's own pages),
+``Router`` (``/<provider>/...`` upstream), ``Capture`` (one record per call). For each
+proxied request the web pages look first (they answer reserved paths), then the router;
+a routed call is captured until ``response`` or ``error``, and its record becomes a row
+on the writer thread, where mitmweb also gets the call's line as the flow's comment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Set
+from functools import partial
+from typing import Any
+
+from mitmproxy import ctx, http
+from mitmproxy.hooks import UpdateHook
+
+from ..accounting.account import account
+from ..accounting.pricing import Pricer
+from ..accounting.record import CallRecord
+from ..accounting.row import Row
+from ..web.pages import WebUI
+from .capture import Capture
+from .routing import Router
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class LlmUsage:
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.web = WebUI()
+        self.router = Router(self.settings)
+        self.capture = Capture(self.submit)
+        self._announce: Callable[[http.HTTPFlow], object] | None = None
+        # The per-flow hooks that need nothing more are the capture's own.
+        self.responseheaders = self.capture.responseheaders
+        self.response = self.capture.response
+        self.error = self.capture.error
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        self.settings.load(loader)
+        self.web.load(loader)
+
+    def configure(self, updated: Set[str]) -> None:
+        self.settings.configure(updated)  # options first: the web pages read them
+        self.web.configure(set(updated))
+
+    def running(self) -> None:
+        self.settings.running()
+        if ctx.master.addons.get("view") is not None:  # mitmweb: show each flow's new comment at once
+            loop, trigger = ctx.master.event_loop, ctx.master.addons.trigger
+            self._announce = lambda flow: loop.call_soon_threadsafe(trigger, UpdateHook([flow]))
+
+    def done(self) -> None:
+        self.web.done()
+        self.settings.close_writer()  # every row handed over is written before mitmproxy exits
+
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        """The proxy's own pages answer reserved paths (mitmproxy awaits the reply);
+        everything else is routed."""
+        reply = self.web.request(flow)
+        if reply is not None or flow.response is not None:
+            return reply
+        call = self.router.request(flow)
+        if call is not None:
+            self.capture.begin(flow, call)
+        return None
+
+    def submit(self, record: CallRecord, flow: http.HTTPFlow) -> None:
+        """Hand a finished call to the writer, which builds its row (prices as of now)."""
+        writer = self.settings.writer
+        if writer is None:
+            logger.error("llm-usage: no database open; not recorded: %s %s", record.provider.slug, record.path)
+            return
+        writer.submit(partial(self._build, record, flow, self.settings.pricer))
+
+    def _build(self, record: CallRecord, flow: http.HTTPFlow, pricer: Pricer) -> tuple[Row, str]:
+        """On the writer thread: the row, and the line as the flow's comment (mitmweb shows it)."""
+        row, line = account(record, pricer)
+        try:
+            flow.comment = line
+            if self._announce is not None:
+                self._announce(flow)
+        except Exception:  # e.g. mitmweb's loop already closed: the row still counts
+            logger.debug("llm-usage: could not update the flow's comment", exc_info=True)
+        return row, line
+
+
+def make_addons() -> list[object]:
+    return [LlmUsage()]

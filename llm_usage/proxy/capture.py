@@ -1,0 +1,161 @@
+"""Capturing calls: one ``CallRecord`` per routed call, streamed or not, finished or cut short.
+
+- ``responseheaders``: a streamed response (decided from the response itself) gets a
+  ``StreamTee``; everything else stays buffered (streaming a body costs mitmproxy more
+  CPU than buffering it).
+- ``response``: the call finished; ``error``: upstream unreachable, reset, or client gone
+  mid-stream. Either way the call becomes a ``CallRecord`` (plain data, no parsing) that
+  is handed on; its row is built off the event loop (``accounting.account``).
+
+Per-call state lives here, keyed by ``flow.id``, and is dropped when the call ends -- never
+in ``flow.metadata``, which mitmproxy serializes when it saves flows (``-w``, mitmweb's
+Save): an object there would make every flow unsavable. A late ``error`` after
+``response`` finds nothing, so no call gets two rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from mitmproxy import http
+
+from ..accounting.record import CallRecord
+from ..parsers import is_streamed
+from ..parsers.usage import Usage
+from .decoding import make_decoder
+from .include_usage import UsageChunkFilter
+from .routing import RoutedCall
+from .tee import StreamTee
+
+logger = logging.getLogger(__name__)
+
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization")
+_MODEL_KEY = re.compile(rb'"model(?:Version)?"\s*:\s*"[^"]')
+"""A response body's served-model key with a non-empty string (Gemini: modelVersion)."""
+
+
+def request_secrets(request: http.Request) -> tuple[str, ...]:
+    """Every query value and credential the request carries as it goes upstream (after
+    every addon had its turn: one may set the real key): removed from any error text
+    before it is stored or printed, since a provider's error page may echo them."""
+    found = [value for _name, value in request.query.items(multi=True)] if "?" in request.path else []
+    for name in CREDENTIAL_HEADERS:
+        for value in request.headers.get_all(name):
+            found += [value, value.partition(" ")[2]]  # "Bearer <token>" and the token alone
+    return tuple(s for s in found if s)
+
+
+def record_of(flow: http.HTTPFlow, call: RoutedCall, tee: StreamTee | None, failure: str | None) -> CallRecord:
+    """The finished call as plain data: references and numbers only, no parsing.
+    (A streamed response's parser finishes here: its state stays on this side.)"""
+    request, response = flow.request, flow.response
+    stream_usage = tee.finish() if tee is not None else None
+    body = (response.raw_content or b"") if response is not None and tee is None else b""
+    content_type = response.headers.get("content-type", "") if response is not None else ""
+    content_encoding = response.headers.get("content-encoding", "") if response is not None else ""
+    # The request body (often hundreds of kB from a coding tool) only matters when the
+    # response names no model; a successful plain one with a "model" key does.
+    if stream_usage is not None:
+        wants_request = stream_usage.model is None
+    else:
+        names_model = response is not None and response.status_code < 400 and not content_encoding
+        wants_request = not (names_model and _MODEL_KEY.search(body))
+    return CallRecord(
+        provider=call.provider,
+        wire_format=call.format,
+        path=call.path,
+        method=request.method,
+        client=call.client,
+        started_at=request.timestamp_start,
+        ended_at=(response.timestamp_end if response is not None else None) or time.time(),
+        status_code=response.status_code if response is not None else None,
+        failure=failure,
+        stream_usage=stream_usage,
+        stream_error=tee.parse_error if tee is not None else None,
+        first_byte_at=tee.first_byte_at if tee is not None else None,
+        body=body,
+        content_type=content_type,
+        content_encoding=content_encoding,
+        request_body=(request.raw_content or b"") if wants_request else b"",
+        request_encoding=request.headers.get("content-encoding", ""),
+        secrets=request_secrets(request),
+    )
+
+
+def stream_tee(call: RoutedCall, response: http.Response, content_type: str) -> StreamTee:
+    """The tee for a streamed response; it may edit the response's headers (see below)."""
+    parser = call.format.stream_parser(content_type)
+    headers = response.headers
+    try:
+        decoder = make_decoder(headers.get("content-encoding", ""))
+    except ValueError as exc:
+        logger.warning("llm-usage: %s %s: %s; its usage is not parsed", call.provider.slug, call.path, exc)
+        tee = StreamTee(parser)
+        tee.fail(str(exc))
+        return tee
+    chunk_filter = UsageChunkFilter() if call.injected_usage and "event-stream" in content_type else None
+    forward_decoded = chunk_filter is not None and decoder is not None
+    if chunk_filter is not None:
+        # The filter edits the body: the length changes, and it edits decoded bytes.
+        if forward_decoded:
+            del headers["content-encoding"]
+        if "content-length" in headers:
+            del headers["content-length"]
+            if response.http_version == "HTTP/1.1":
+                headers["transfer-encoding"] = "chunked"
+    return StreamTee(parser, decoder, forward_decoded=forward_decoded, chunk_filter=chunk_filter)
+
+
+class Capture:
+    """The routed calls in flight, and the hooks that end them. ``submit`` gets each
+    finished call's record, once."""
+
+    def __init__(self, submit: Callable[[CallRecord, http.HTTPFlow], None]) -> None:
+        self.submit = submit
+        self._calls: dict[str, RoutedCall] = {}
+        self._tees: dict[str, StreamTee] = {}
+
+    def begin(self, flow: http.HTTPFlow, call: RoutedCall) -> None:
+        self._calls[flow.id] = call
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        call = self._calls.get(flow.id)
+        response = flow.response
+        if call is None or response is None:
+            return
+        content_type = response.headers.get("content-type", "")
+        if is_streamed(content_type, call.path):
+            tee = self._tees[flow.id] = stream_tee(call, response, content_type)
+            response.stream = tee
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._end(flow, None)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._end(flow, flow.error.msg if flow.error else "connection failed")
+
+    def _end(self, flow: http.HTTPFlow, failure: str | None) -> None:
+        call = self._calls.pop(flow.id, None)
+        if call is None:  # not a routed call, or already ended
+            return
+        tee = self._tees.pop(flow.id, None)
+        try:
+            record = record_of(flow, call, tee, failure)
+        except Exception as exc:  # a bug must not lose the call or reach mitmproxy
+            logger.exception("llm-usage: could not read a call to %s %s", call.provider.slug, call.path)
+            record = CallRecord(
+                provider=call.provider,
+                wire_format=call.format,
+                path=call.path,
+                method=flow.request.method,
+                client=call.client,
+                started_at=flow.request.timestamp_start or time.time(),
+                ended_at=time.time(),
+                status_code=flow.response.status_code if flow.response is not None else None,
+                failure=f"llm-usage could not read this call: {type(exc).__name__}: {exc}",
+                stream_usage=Usage() if tee is not None else None,
+            )
+        self.submit(record, flow)

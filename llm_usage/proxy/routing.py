@@ -1,0 +1,159 @@
+"""Routing: ``/<provider>/<rest>?<query>`` -> ``<base_url>/<rest>?<query>``.
+
+Method, headers (the client's own credentials included) and body pass unchanged; only
+the target and Host change, the dashboard's own session cookie is removed, and
+``stream_options.include_usage`` may be added to a streamed chat request (see
+``include_usage.py``). Unknown slugs get a 404 listing the providers and are never
+forwarded. Upstream TLS is verified by mitmproxy (``ssl_insecure`` stays off).
+
+The forwarded host always comes from ``providers.yaml``, never from the request, so no
+request target can reach another host. On top of that a path is refused (400) when a
+segment could be re-interpreted on the way: dot segments (``..``, ``%2e%2e``), encoded
+slashes or backslashes, or control characters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from mitmproxy import http
+from mitmproxy.net.http import url
+
+from ..config.providers import RESERVED_SLUGS, Provider
+from ..parsers import WireFormat, wire_format
+from ..web.access import SESSION_COOKIE
+from .clients import client_family
+from .include_usage import inject_include_usage
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c|00)", re.IGNORECASE)
+_SUSPICIOUS = re.compile(r"(?:^|/)\.\.?(?:/|$)|[\\\x00-\x1f\x7f]")
+"""Dot segments, backslashes, control characters -- checked again after percent-decoding."""
+
+
+class RouteError(ValueError):
+    """A request target the proxy refuses to forward."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    slug: str
+    path: str
+    """Upstream path, starting with ``/`` (without the query)."""
+    query: str
+    """Query string including its leading ``?``, or empty."""
+
+
+def parse_route(target: str) -> Route:
+    """``/openai/v1/chat/completions?x=1`` -> Route("openai", "/v1/chat/completions", "?x=1")."""
+    path, sep, query = target.partition("?")
+    if not path.startswith("/") or path.startswith("//"):
+        raise RouteError("the path must start with a single '/<provider>/'")
+    if "%" in path:
+        if _ENCODED_SEPARATOR.search(path):
+            raise RouteError("encoded '/', '\\' or NUL in the path")
+        decoded = unquote(path)
+    else:
+        decoded = path
+    slug, _, rest = path[1:].partition("/")
+    if _SUSPICIOUS.search(decoded):
+        raise RouteError("dot segments, backslashes or control characters in the path")
+    return Route(slug=slug, path="/" + rest, query=sep + query)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedCall:
+    """What routing decided about a call; the capture keeps it until the call ends."""
+
+    provider: Provider
+    format: WireFormat
+    path: str
+    """Upstream path without the query: the row's ``endpoint`` (never the query string)."""
+    client: str | None
+    """The calling tool's family (``clients.py``), read from the request's headers."""
+    injected_usage: bool = False
+
+
+def json_response(status: int, payload: dict[str, object]) -> http.Response:
+    return http.Response.make(
+        status,
+        json.dumps(payload).encode(),
+        {"content-type": "application/json", "cache-control": "no-store"},
+    )
+
+
+def strip_session_cookie(request: http.Request) -> None:
+    """The dashboard's own cookie (set for this origin) is never sent to a provider."""
+    kept = [(name, value) for name, value in request.cookies.items(multi=True) if name != SESSION_COOKIE]
+    if kept:
+        request.cookies = kept  # type: ignore[assignment]
+    else:
+        del request.headers["cookie"]
+
+
+def retarget(request: http.Request, provider: Provider, path: str) -> None:
+    """Point the request at the provider: scheme, host, port, path and Host (HTTP/2's
+    ``:authority``), through mitmproxy's own setters."""
+    request.scheme = provider.scheme
+    request.host = provider.host
+    request.port = provider.port
+    request.path = path
+    request.host_header = url.hostport(provider.scheme, provider.host, provider.port)
+
+
+class Router:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def request(self, flow: http.HTTPFlow) -> RoutedCall | None:
+        """Retarget the flow at its provider and say what the call is; or answer it
+        (400, 404, 502) and return None."""
+        try:
+            return self._route(flow)
+        except Exception:  # a bug here must not send the request on unrouted and unlogged
+            logger.exception("llm-usage: could not route %s", flow.request.method)
+            flow.response = json_response(502, {"error": "llm-usage could not route this request; see the proxy's log"})
+            return None
+
+    def _route(self, flow: http.HTTPFlow) -> RoutedCall | None:
+        try:
+            route = parse_route(flow.request.path)
+        except RouteError as exc:
+            flow.response = json_response(400, {"error": f"refused: {exc}"})
+            return None
+        providers = self.settings.providers
+        provider = providers.get(route.slug)
+        if provider is None or route.slug in RESERVED_SLUGS:
+            problem = f"unknown provider {route.slug!r}" if route.slug else "no provider in the path"
+            flow.response = json_response(
+                404,
+                {
+                    "error": f"{problem}: use http://<proxy>/<provider>/... (the dashboard is at /dashboard)",
+                    "providers": sorted(providers),
+                },
+            )
+            return None
+        request = flow.request
+        retarget(request, provider, provider.base_path + route.path + route.query)
+        headers = request.headers
+        if SESSION_COOKIE in headers.get("cookie", ""):
+            strip_session_cookie(request)
+        fmt = wire_format(provider.format, route.path)
+        injected = False
+        if provider.inject_stream_usage and fmt.name == "openai":
+            body = request.get_content(strict=False) if "content-encoding" in headers else request.raw_content
+            new_body = inject_include_usage(route.path, body) if body else None
+            if new_body is not None:
+                request.content = new_body
+                injected = True
+        client = client_family(headers.get("user-agent"), headers.get("x-title"), headers.get("http-referer"))
+        return RoutedCall(provider, fmt, route.path, client, injected)

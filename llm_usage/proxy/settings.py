@@ -1,0 +1,145 @@
+"""The ``llm_usage_*`` options and what they configure: providers, prices, the row writer.
+
+Option defaults come from the environment (and a ``.env`` in the working directory);
+an explicit ``--set`` wins. Every value is validated in ``configure``: a bad file or key
+is refused with a message naming it, so mitmproxy does not start with it.
+
+It also sets what reverse mode with a per-path upstream needs: mitmproxy's default
+``connection_strategy=eager`` connects to the ``--mode reverse:`` URL before the request
+is read, which fails (or wastes a connection) when every request goes elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Set
+
+from mitmproxy import ctx, exceptions
+
+from ..accounting.pricing import Pricer, warm_up_prices
+from ..config.files import ConfigError, env_default, read_dotenv
+from ..config.prices import check_price_scopes, load_price_tables
+from ..config.providers import Provider, load_providers
+from ..store.schema import open_database
+from ..store.writer import RowWriter
+from .call_lines import CallLineLog
+
+logger = logging.getLogger(__name__)
+
+DB_OPTION = "llm_usage_db"
+PROVIDERS_OPTION = "llm_usage_providers"
+PRICING_OPTION = "llm_usage_pricing"
+OLLAMA_OPTION = "llm_usage_ollama_base_url"
+
+
+class Settings:
+    """Owns what the options configure. ``writer`` is None until a database is configured
+    (and again once the proxy is done)."""
+
+    def __init__(self) -> None:
+        self.providers: dict[str, Provider] = {}
+        self.pricer = Pricer({}, {})
+        self.writer: RowWriter | None = None
+        self.call_lines = CallLineLog()
+        self._running = False
+        self._refused = False
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        dotenv = read_dotenv()
+        loader.add_option(
+            DB_OPTION,
+            str,
+            env_default("PROXY_DB_PATH", "./usage.db", dotenv),
+            "SQLite file the requests are logged to (env PROXY_DB_PATH).",
+        )
+        loader.add_option(PROVIDERS_OPTION, str, "", "YAML file merged per slug over the built-in providers.yaml.")
+        loader.add_option(
+            PRICING_OPTION,
+            str,
+            "",
+            "YAML or JSON file of prices (USD per million tokens) that win over the built-in ones.",
+        )
+        loader.add_option(
+            OLLAMA_OPTION,
+            str,
+            env_default("OLLAMA_BASE_URL", "http://localhost:11434", dotenv),
+            "Upstream of the ollama slug (env OLLAMA_BASE_URL).",
+        )
+
+    def configure(self, updated: Set[str]) -> None:
+        if "connection_strategy" in updated and ctx.options.connection_strategy == "eager":
+            ctx.options.connection_strategy = "lazy"
+            logger.info(
+                "llm-usage: connection_strategy set to lazy: each request is routed by its path, "
+                "so no connection is opened before the request is read"
+            )
+        if updated & {PROVIDERS_OPTION, OLLAMA_OPTION}:
+            try:
+                self.providers = load_providers(
+                    ctx.options.llm_usage_providers, {OLLAMA_OPTION: ctx.options.llm_usage_ollama_base_url}
+                )
+            except ConfigError as exc:
+                self._reject(f"llm_usage_providers: {exc}")
+        if updated & {PRICING_OPTION, PROVIDERS_OPTION, OLLAMA_OPTION}:
+            self._load_prices(announce=PRICING_OPTION in updated)
+        if "termlog_verbosity" in updated and "termlog_verbosity" in ctx.options:
+            self.call_lines.set_verbosity(ctx.options.termlog_verbosity)
+        if DB_OPTION in updated and not self._refused:  # refused at start-up: mitmproxy exits; start nothing
+            self._open_writer(ctx.options.llm_usage_db)
+
+    def _load_prices(self, announce: bool) -> None:
+        pricing_file = ctx.options.llm_usage_pricing
+        try:
+            user, builtin = load_price_tables(pricing_file)
+            check_price_scopes(user, self.providers, pricing_file)
+            check_price_scopes(builtin, self.providers, "pricing.yaml")
+        except ConfigError as exc:
+            self._reject(f"llm_usage_pricing: {exc}")
+            return
+        self.pricer = Pricer(user, builtin)  # calls already handed to the writer keep the prices they had
+        if pricing_file and announce:
+            logger.info("llm-usage: prices from %s win over the built-in ones", pricing_file)
+
+    def _open_writer(self, path: str) -> None:
+        if self.writer is not None and self.writer.path == path:  # e.g. mitmproxy rolling back a refused value
+            return
+        if not path:
+            self._reject("llm_usage_db: must name a SQLite file")
+            return
+        try:
+            open_database(path).close()  # fail at start, naming the file, if it is unusable
+        except Exception as exc:  # noqa: BLE001 - sqlite3/OSError/corrupt file: all refuse the option
+            self._reject(f"llm_usage_db: cannot use {path!r}: {exc}")
+            return
+        self.close_writer()  # every row the old one was given is written first
+        self.writer = RowWriter(path, on_lines=self.call_lines)
+        logger.info("llm-usage: logging requests to %s", path)
+
+    def _reject(self, message: str) -> None:
+        """Refuse a bad value. While running, mitmproxy rolls the option back on
+        ``OptionsError``. At start-up a script's exception would be printed as a traceback,
+        so the message is logged as an error instead -- and mitmproxy's start-up error
+        check exits ("Error logged during startup, exiting...")."""
+        if self._running:
+            raise exceptions.OptionsError(message)
+        self._refused = True
+        logger.error("llm-usage: %s", message)
+
+    def running(self) -> None:
+        self._running = True
+        warm_up_prices()  # genai-prices' data (~40,000 objects) now, not during the first call
+        host = ctx.options.listen_host or "localhost"
+        if host in ("0.0.0.0", "::"):
+            host = "localhost"
+        port = ctx.options.listen_port or 8080
+        self.call_lines(
+            [
+                f"proxy on http://{host}:{port}/<provider>/... (providers: {', '.join(sorted(self.providers))})",
+                f"dashboard on http://{host}:{port}/dashboard, requests logged to {ctx.options.llm_usage_db}",
+            ]
+        )
+
+    def close_writer(self) -> None:
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close()

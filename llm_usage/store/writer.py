@@ -1,0 +1,257 @@
+"""Rows are built and written to SQLite on a writer thread, never on mitmproxy's event loop.
+
+mitmproxy sends the end of a response only after the ``response`` hook returns, so any
+work there is latency every client pays; and a sqlite-utils ``Database`` is bound to the
+thread that opened it. The proxy therefore only submits a job per finished call (it
+builds the call's row: ``accounting.account``), and this thread runs what is queued in a
+batch and writes the rows in one transaction. ``close`` (quit or reload) writes every
+row submitted before it (or, if the database is failing right then, says how many it
+could not write). A database failure is logged loudly and retried; rows queue up to a
+bound meanwhile; it never reaches the user's traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..accounting.row import COLUMNS, Row
+from .schema import open_database
+
+logger = logging.getLogger(__name__)
+
+BATCH_MAX = 2000
+BATCH_WINDOW_SECONDS = 0.05
+"""After a write, rows gather this long before the next one: one commit for many rows,
+and the thread wakes (and takes the GIL from the event loop) far less often under load."""
+RETRY_SECONDS = 2.0
+MAX_PENDING_ON_FAILURE = 100_000
+"""Rows kept in memory while the database is failing; older ones are dropped (and counted)."""
+
+_STOP = object()
+MAX_ROWS_PER_STATEMENT = 256
+"""At most; fewer where the SQLite build allows fewer bound parameters per statement."""
+
+
+@lru_cache(maxsize=16)
+def _insert_sql(rows: int) -> str:
+    """``INSERT ... VALUES (...), (...), ...`` for ``rows`` rows (cached: sizes are powers of two)."""
+    one = "({})".format(", ".join("?" * len(COLUMNS)))
+    columns = ", ".join(f"[{c}]" for c in COLUMNS)
+    return f"INSERT INTO requests ({columns}) VALUES {', '.join([one] * rows)}"
+
+
+def _rows_per_statement(conn: sqlite3.Connection) -> int:
+    """A power of two of rows whose parameters fit this SQLite's limit (999 before 3.32)."""
+    fits = max(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS), 1)
+    return min(MAX_ROWS_PER_STATEMENT, 1 << (fits.bit_length() - 1))
+
+
+def insert_rows(db: Database, rows: list[dict[str, Any]]) -> None:
+    """One transaction; a few multi-row INSERT statements rather than one per row.
+
+    Why: the sqlite3 module releases the GIL for every statement step and takes it back
+    after, and under load mitmproxy's event loop is waiting for it each time; a step per
+    row made the writer thread cost the event loop as much CPU as its own work. Chunks are
+    powers of two, so a handful of cached statements cover any batch size.
+
+    Not ``Table.insert_all``: that would silently re-create a missing table with only the
+    columns it sees; a broken database must fail loudly instead.
+    """
+    most = _rows_per_statement(db.conn)
+    with db.conn:
+        start = 0
+        while start < len(rows):
+            size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+            chunk = rows[start : start + size]
+            db.conn.execute(_insert_sql(size), [row.get(c) for row in chunk for c in COLUMNS])
+            start += size
+
+
+Job = Callable[[], tuple[Row, str | None]]
+"""Builds one row (and its readable line, or None) on the writer thread."""
+
+
+class RowWriter:
+    """Owns the database connection on its own thread.
+
+    ``on_lines`` (if given) is called on the same thread with each batch's readable lines,
+    so printing them costs the event loop nothing either.
+    """
+
+    def __init__(self, path: str | Path, on_lines: Callable[[list[str]], None] | None = None) -> None:
+        self.path = str(path)
+        self.on_lines = on_lines
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="llm-usage-writer", daemon=True)
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        """Queue a row that ``job`` builds on this thread, with the batch it is written in.
+
+        Why: building a row (parsing the body, pricing) on mitmproxy's event loop would
+        delay every call; here it runs in a batch, off the loop. ``job`` must not raise
+        (``accounting.account`` turns failures into error rows); if it does anyway, the
+        error is logged and the writer goes on.
+        """
+        self._queue.put(job)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted row is written (or the timeout passes)."""
+        done = threading.Event()
+        self._queue.put(done)  # set by the thread once every row queued before it is written
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.error("llm-usage: the database writer did not finish within %.0fs; rows may be lost", timeout)
+
+    def _run(self) -> None:
+        db: Database | None = None
+        pending: list[dict[str, Any]] = []
+        markers: list[threading.Event] = []
+        stopping = False
+        retry_at: float | None = None  # set while the database is failing
+        while True:
+            if retry_at is None:
+                items = self._take(block=True, timeout=None)
+            else:  # keep taking rows (and _STOP) while waiting to retry
+                items = self._take(block=True, timeout=max(retry_at - time.monotonic(), 0.0))
+            lines: list[str] = []
+            for item in items:
+                if item is _STOP:
+                    stopping = True
+                elif isinstance(item, threading.Event):
+                    markers.append(item)
+                else:
+                    try:
+                        row, line = item()
+                    except Exception:  # a bug in a job must not stop the writer
+                        logger.exception("llm-usage: could not build a row; that call is not logged")
+                        continue
+                    pending.append(row)
+                    if line is not None:
+                        lines.append(line)
+            self._print(lines)
+            if len(pending) > MAX_PENDING_ON_FAILURE:
+                overflow = len(pending) - MAX_PENDING_ON_FAILURE
+                self.dropped += overflow
+                del pending[:overflow]
+                logger.error("llm-usage: dropped %d unwritten row(s) while the database fails", overflow)
+            wrote = False
+            if pending and (retry_at is None or time.monotonic() >= retry_at or stopping):
+                try:
+                    if db is None:
+                        db = open_database(self.path)
+                        # WAL + NORMAL: no fsync per commit; still never corrupt, at worst
+                        # the last moments of rows are lost on a power cut.
+                        db.execute("PRAGMA synchronous=NORMAL")
+                    self._write(db, pending)
+                    pending = []
+                    retry_at = None
+                    wrote = True
+                except (sqlite3.Error, OSError) as exc:
+                    self.failures += 1
+                    logger.error(
+                        "llm-usage: could not write %d row(s) to %s: %s (will retry; traffic is unaffected)",
+                        len(pending),
+                        self.path,
+                        exc,
+                    )
+                    _close_quietly(db)
+                    db = None
+                    retry_at = time.monotonic() + RETRY_SECONDS
+            if not pending:
+                for marker in markers:
+                    marker.set()
+                markers = []
+            if stopping:
+                if pending:
+                    logger.error("llm-usage: shutting down with %d row(s) not written to %s", len(pending), self.path)
+                break
+            if wrote:
+                time.sleep(BATCH_WINDOW_SECONDS)
+        for marker in markers:
+            marker.set()
+        _close_quietly(db)
+
+    def _take(self, block: bool, timeout: float | None) -> list[Any]:
+        items: list[Any] = []
+        try:
+            items.append(self._queue.get(block, timeout))
+        except queue.Empty:
+            return items
+        while len(items) < BATCH_MAX:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _write(self, db: Database, rows: list[dict[str, Any]]) -> None:
+        """All rows in one transaction. A database-level failure (sqlite3.OperationalError,
+        a corrupt file, I/O) propagates, to be retried; a row the database will not take
+        (an unencodable string, an out-of-range number) is written without its fellows
+        failing: each row alone, and the ones refused are dropped, loudly."""
+        try:
+            insert_rows(db, rows)
+            self.written += len(rows)
+            return
+        except Exception as exc:
+            if _database_failure(exc):
+                raise
+            logger.error("llm-usage: a batch of %d row(s) was refused (%s); writing them one by one", len(rows), exc)
+        for row in rows:
+            try:
+                insert_rows(db, [row])
+                self.written += 1
+            except Exception as exc:
+                if _database_failure(exc):
+                    raise
+                self.dropped += 1
+                logger.error("llm-usage: dropped a row the database refused (%s): %r", exc, _describe(row))
+
+    def _print(self, lines: list[str]) -> None:
+        if not lines or self.on_lines is None:
+            return
+        try:
+            try:
+                self.on_lines(lines)
+            except UnicodeError:  # a stray surrogate in a model name: print it replaced
+                self.on_lines([line.encode("utf-8", "replace").decode("utf-8") for line in lines])
+        except (OSError, ValueError):  # stdout closed: the rows still get written
+            self.on_lines = None
+
+
+def _database_failure(exc: Exception) -> bool:
+    """A failure of the database (retried) rather than of one row's values (dropped alone).
+    A value SQLite cannot bind is the row's fault, though sqlite3 calls it a DatabaseError."""
+    if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)) and "binding parameter" in str(exc):
+        return False
+    return isinstance(exc, (sqlite3.DatabaseError, OSError))
+
+
+def _describe(row: dict[str, Any]) -> str:
+    return f"{row.get('timestamp')} {row.get('provider')} {row.get('endpoint')}"
+
+
+def _close_quietly(db: Database | None) -> None:
+    if db is not None:
+        try:
+            db.close()
+        except sqlite3.Error:
+            pass

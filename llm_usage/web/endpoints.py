@@ -1,0 +1,76 @@
+"""The stats API's endpoints, as one table: it drives routing (``pages.py``), parameter
+validation and the ``/stats`` index.
+
+Each endpoint names the parameters it takes and how to turn their validated values into
+a query; parsing happens on the event loop (pure and quick, so a bad parameter is a 400
+before any database work), the query on a reader thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import queries
+from .params import FILTER_PARAMS, PAGE_PARAMS, SERIES_PARAMS, parse_filters, parse_page, parse_series
+
+Query = Callable[[sqlite3.Connection], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    """``/stats/<name>``."""
+    about: str
+    params: frozenset[str]
+    prepare: Callable[[dict[str, str], datetime], Query]
+    """Validated parameter values and the time now -> the query to run (raises ``ParamError``)."""
+
+    @property
+    def path(self) -> str:
+        return f"/stats/{self.name}"
+
+
+def _grouped(view: Callable[[sqlite3.Connection, queries.Filters], dict[str, Any]]) -> Callable[..., Query]:
+    def prepare(values: dict[str, str], now: datetime) -> Query:
+        filters = parse_filters(values, now)
+        return lambda conn: view(conn, filters)
+
+    return prepare
+
+
+def _requests(values: dict[str, str], now: datetime) -> Query:
+    filters, page = parse_filters(values, now), parse_page(values)
+    return lambda conn: queries.recent_requests(conn, filters, page)
+
+
+def _timeseries(values: dict[str, str], now: datetime) -> Query:
+    filters, series = parse_filters(values, now, default_days=30), parse_series(values)
+    return lambda conn: queries.timeseries(conn, filters, series, now)
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint("summary", "totals, by provider and by client", FILTER_PARAMS, _grouped(queries.summary)),
+        Endpoint("by-model", "per provider and model", FILTER_PARAMS, _grouped(queries.by_model)),
+        Endpoint("by-provider", "per provider", FILTER_PARAMS, _grouped(queries.by_provider)),
+        Endpoint("by-client", "per calling tool", FILTER_PARAMS, _grouped(queries.by_client)),
+        Endpoint("requests", "the log, newest first, a page at a time", FILTER_PARAMS | PAGE_PARAMS, _requests),
+        Endpoint("timeseries", "sums per day or hour in a time zone", FILTER_PARAMS | SERIES_PARAMS, _timeseries),
+    )
+}
+
+OTHER_PAGES = {"/dashboard": "the dashboard", "/healthz": "is the proxy up, can it read the database"}
+
+
+def index() -> dict[str, Any]:
+    """``/stats``: every page, what it shows and the parameters it takes."""
+    return {
+        "endpoints": [e.path for e in ENDPOINTS.values()] + list(OTHER_PAGES),
+        "pages": [{"path": e.path, "about": e.about, "params": sorted(e.params)} for e in ENDPOINTS.values()]
+        + [{"path": path, "about": about, "params": []} for path, about in OTHER_PAGES.items()],
+    }

@@ -1,0 +1,244 @@
+"""The proxy's own pages: ``/stats/...`` (JSON), ``/dashboard`` (HTML) and ``/healthz``.
+
+``WebUI`` runs before the router: it answers every flow whose first path segment is
+reserved (``stats``, ``dashboard``, ``healthz``) by setting ``flow.response``, so the
+router leaves it alone and nothing is forwarded. Queries run on ``StatsReader``'s threads,
+never on mitmproxy's event loop. The access token is ``access.py``'s; ``/healthz`` and the
+static files (the dashboard's own code) are public.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode
+
+import jinja2
+from mitmproxy import ctx, http
+
+from ..config.files import TEMPLATES
+from ..config.providers import RESERVED_SLUGS
+from . import queries
+from .access import authorized, login_cookie, take_credentials
+from .endpoints import ENDPOINTS, index
+from .params import ParamError, single_values
+from .reader import StatsReader
+
+logger = logging.getLogger(__name__)
+
+TOKEN_OPTION = "llm_usage_stats_token"
+WEB_KEY = "llm_usage.web"
+"""``flow.metadata`` key (a plain ``True``) marking a flow the proxy answered itself."""
+STATIC = Path(__file__).resolve().parent / "static"
+REFRESH_SECONDS = 30
+CONTENT_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".LICENSE": "text/plain; charset=utf-8",
+}
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+ROUTES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^/healthz/?$"), "healthz"),
+    (re.compile(r"^/stats/?$"), "stats_index"),
+    (re.compile(rf"^/stats/(?P<endpoint>{'|'.join(map(re.escape, ENDPOINTS))})/?$"), "api"),
+    (re.compile(r"^/dashboard/?$"), "dashboard"),
+    (re.compile(r"^/dashboard/static/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,80})$"), "static"),
+]
+
+
+class Reply(NamedTuple):
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def json_reply(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Reply:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Reply(
+        status,
+        body,
+        {"content-type": "application/json", "cache-control": "no-store", **SECURITY_HEADERS, **(headers or {})},
+    )
+
+
+def html_reply(status: int, body: str, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(
+        status,
+        body.encode(),
+        {
+            "content-type": "text/html; charset=utf-8",
+            "cache-control": "no-store",
+            "content-security-policy": CSP,
+            **SECURITY_HEADERS,
+            **(headers or {}),
+        },
+    )
+
+
+class WebUI:
+    def __init__(self) -> None:
+        self.reader = StatsReader()
+        self.token = ""
+        self.static_files = self._load_static()
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option(
+            TOKEN_OPTION,
+            str,
+            "",
+            "When set, the stats API and dashboard require this token (Authorization: Bearer, "
+            "X-LLM-Usage-Token, or the cookie set by /dashboard?token=...).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if TOKEN_OPTION in updated:
+            self.token = ctx.options.llm_usage_stats_token
+            if self.token:
+                logger.info("llm-usage: the stats API and dashboard require the access token (%s)", TOKEN_OPTION)
+        if updated & {TOKEN_OPTION, "listen_host"} and not self.token:
+            if ctx.options.listen_host in ("", "0.0.0.0", "::"):
+                logger.warning(
+                    "llm-usage: the dashboard and stats API are open to anyone who can reach this port; "
+                    "set %s or use --listen-host 127.0.0.1",
+                    TOKEN_OPTION,
+                )
+
+    def done(self) -> None:
+        self.reader.close()
+
+    # ------------------------------------------------------------ the hook
+
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        """Answers reserved paths; every other flow passes straight through.
+
+        Deliberately not ``async def``: mitmproxy awaits what a hook returns only when it is
+        awaitable, so proxied calls (nearly every flow) cost no coroutine at all; only the
+        proxy's own pages get one.
+        """
+        if flow.response is not None:
+            return None
+        path, _, query = flow.request.path.partition("?")
+        if path[1:].partition("/")[0] not in RESERVED_SLUGS:  # also safe for "*" (OPTIONS *) or ""
+            return None
+        flow.metadata[WEB_KEY] = True
+        return self._respond(flow, path, query)
+
+    async def _respond(self, flow: http.HTTPFlow, path: str, query: str) -> None:
+        try:
+            reply = await self._answer(flow, path, query)
+        except Exception:  # a reserved path must never fall through to the router
+            logger.exception("llm-usage: %s failed", path)
+            reply = json_reply(500, {"error": "internal error; see the proxy's log"})
+        flow.response = http.Response.make(reply.status, reply.body, reply.headers)
+
+    async def _answer(self, flow: http.HTTPFlow, path: str, query: str) -> Reply:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        given_token = next((value for name, value in pairs if name == "token"), None)
+        if given_token is not None:  # keep it out of mitmproxy's output and mitmweb
+            pairs = [(name, value) for name, value in pairs if name != "token"]
+            flow.request.path = path + ("?" + urlencode(pairs) if pairs else "")
+        credentials = take_credentials(flow, given_token)
+        for pattern, name in ROUTES:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if flow.request.method not in ("GET", "HEAD"):
+                return json_reply(405, {"error": f"{flow.request.method} not allowed; use GET"}, {"allow": "GET, HEAD"})
+            if name in ("healthz", "static"):
+                return await getattr(self, name)(**match.groupdict())
+            if not authorized(self.token, credentials):
+                return self._locked(name, given_token is not None)
+            if name == "dashboard" and given_token is not None and self.token:
+                return self._login_redirect()
+            if name == "api":
+                return await self.api(match["endpoint"], pairs)
+            return await getattr(self, name)()
+        return json_reply(404, {"error": f"no such page: {path[:100]}", "endpoints": index()["endpoints"]})
+
+    # ------------------------------------------------------------ access
+
+    def _locked(self, view: str, tried: bool) -> Reply:
+        message = "the access token was wrong" if tried else "this needs the access token (llm_usage_stats_token)"
+        if view == "dashboard":
+            page = self.templates.get_template("locked.html").render(message=message, static_url=self.static_url)
+            return html_reply(401, page)
+        return json_reply(401, {"error": message}, {"www-authenticate": 'Bearer realm="llm-usage"'})
+
+    def _login_redirect(self) -> Reply:
+        headers = {"location": "/dashboard", "set-cookie": login_cookie(self.token), "cache-control": "no-store"}
+        return Reply(303, b"", headers)
+
+    # ------------------------------------------------------------ views
+
+    async def healthz(self) -> Reply:
+        try:
+            return json_reply(200, await self.reader.run(ctx.options.llm_usage_db, queries.health))
+        except sqlite3.Error as exc:
+            logger.error("llm-usage: /healthz cannot read the database: %s", exc)
+            return json_reply(503, {"ok": False, "database": "unreadable"})
+
+    async def stats_index(self) -> Reply:
+        return json_reply(200, index())
+
+    async def api(self, name: str, pairs: list[tuple[str, str]]) -> Reply:
+        endpoint = ENDPOINTS[name]
+        try:
+            query = endpoint.prepare(single_values(pairs, endpoint.params), datetime.now(UTC))
+            payload = await self.reader.run(ctx.options.llm_usage_db, lambda conn: query(conn or self.reader.empty()))
+        except ParamError as exc:
+            return json_reply(400, {"error": str(exc)})
+        except sqlite3.Error as exc:
+            logger.error("llm-usage: %s cannot read the database: %s", endpoint.path, exc)
+            return json_reply(503, {"error": "the database cannot be read right now; see the proxy's log"})
+        return json_reply(200, payload)
+
+    async def dashboard(self) -> Reply:
+        page = self.templates.get_template("dashboard.html").render(
+            static_url=self.static_url, refresh_seconds=REFRESH_SECONDS, token_required=bool(self.token)
+        )
+        return html_reply(200, page)
+
+    async def static(self, name: str) -> Reply:
+        entry = self.static_files.get(name)
+        if entry is None:
+            return json_reply(404, {"error": f"no such file: {name}"})
+        body, content_type, _ = entry
+        headers = {"content-type": content_type, "cache-control": "public, max-age=3600", **SECURITY_HEADERS}
+        return Reply(200, body, headers)
+
+    # ------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _load_static() -> dict[str, tuple[bytes, str, str]]:
+        files = {}
+        for file in sorted(STATIC.iterdir()):
+            content_type = CONTENT_TYPES.get(file.suffix) or CONTENT_TYPES.get("." + file.name.rsplit(".", 1)[-1])
+            if file.is_file() and content_type:
+                body = file.read_bytes()
+                files[file.name] = (body, content_type, hashlib.sha256(body).hexdigest()[:12])
+        return files
+
+    def static_url(self, name: str) -> str:
+        return f"/dashboard/static/{name}?v={self.static_files[name][2]}"

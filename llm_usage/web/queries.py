@@ -1,0 +1,433 @@
+"""The stats API's figures: plain functions of a database connection and parsed parameters.
+
+Every sum is read in one read transaction, from two places that add up exactly:
+whole UTC hours from ``requests_hourly`` (kept by triggers, see ``schema.m005``) and the
+partial hours at the edges of a range from ``requests`` itself (through the ``timestamp``
+index). A database without the rollup table is read from ``requests`` alone.
+
+What the counts mean (the same in every group):
+- ``error_requests``: ``error IS NOT NULL`` or ``status_code >= 400``.
+- ``unpriced_requests``: calls that did not fail and used tokens, but have no cost (no
+  price known for the model); ``cost_usd`` sums the priced calls only, and is ``null``
+  when a group has calls and none of them is priced -- never a silent 0. Calls without
+  usage (a model list, a stream whose provider sent none) are not unpriced spend: they
+  count under ``missing_usage_requests`` when a usage was due.
+- ``partial_requests`` / ``missing_usage_requests``: ``usage_status`` 'partial' / 'missing'
+  (rows from before that column have NULL there and count as neither).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..accounting.row import COLUMNS
+from .params import MAX_POINTS, Filters, Page, ParamError, Series, Window, local_midnight
+
+_ERROR = "(r.error IS NOT NULL OR coalesce(r.status_code, 0) >= 400)"
+
+# name -> expression over one ``requests`` row ``r``; ``requests_hourly`` has a column of the same sum.
+_SUMS: dict[str, str] = {
+    "requests": "1",
+    "input_tokens": "coalesce(r.input_tokens, 0)",
+    "output_tokens": "coalesce(r.output_tokens, 0)",
+    "total_tokens": "coalesce(r.total_tokens, 0)",
+    "cache_read_tokens": "coalesce(r.cache_read_tokens, 0)",
+    "cache_write_tokens": "coalesce(r.cache_write_tokens, 0)",
+    "reasoning_tokens": "coalesce(r.reasoning_tokens, 0)",
+    "cost_usd": "coalesce(r.cost_usd, 0)",
+    "priced_requests": "(r.cost_usd IS NOT NULL)",
+    "cache_savings_usd": "coalesce(r.cache_savings_usd, 0)",
+    "error_requests": _ERROR,
+    "unpriced_requests": (
+        f"(r.cost_usd IS NULL AND NOT {_ERROR} AND (r.input_tokens IS NOT NULL OR r.output_tokens IS NOT NULL))"
+    ),
+    "partial_requests": "(coalesce(r.usage_status, '') = 'partial')",
+    "missing_usage_requests": "(coalesce(r.usage_status, '') = 'missing')",
+    "streaming_requests": "(coalesce(r.streaming, 0) != 0)",
+    "duration_ms": "coalesce(r.duration_ms, 0)",
+    "timed_requests": "(r.duration_ms IS NOT NULL)",
+}
+_STATUS_WHERE = {
+    "error": _ERROR,
+    "unpriced": _SUMS["unpriced_requests"],
+    "partial": "r.usage_status = 'partial'",
+    "missing": "r.usage_status = 'missing'",
+}
+_STATUS_COUNT = {
+    "error": "error_requests",
+    "unpriced": "unpriced_requests",
+    "partial": "partial_requests",
+    "missing": "missing_usage_requests",
+}
+GROUP_KEYS = ("provider", "model", "client")
+REQUEST_COLUMNS = ("id", *COLUMNS)
+"""What ``/stats/requests`` lists of each row: every column."""
+_OPEN_LOW, _OPEN_HIGH = "", "~"  # sort before / after every timestamp and hour key
+
+Sums = dict[str, float]
+Connectable = sqlite3.Connection | Database
+
+
+def _connection(db: Connectable) -> sqlite3.Connection:
+    return db.conn if isinstance(db, Database) else db
+
+
+# ------------------------------------------------------------------ time keys
+
+
+def timestamp_key(moment: datetime) -> str:
+    """A bound comparable with stored timestamps (``2026-11-29T05:45:55.123+00:00``).
+
+    Stored timestamps have millisecond precision, so a bound is rounded up to the next
+    millisecond: ``timestamp >= key`` then means ``>= moment`` and ``< key`` means ``< moment``.
+    """
+    moment = moment.astimezone(UTC)
+    rest = moment.microsecond % 1000
+    if rest:
+        moment += timedelta(microseconds=1000 - rest)
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = _floor_hour(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+def _hour_key(moment: datetime) -> str:
+    return moment.replace(tzinfo=None).isoformat(timespec="hours")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+# ------------------------------------------------------------------ the engine
+
+Bucket = tuple[datetime | None, datetime | None]
+
+
+def _segments(buckets: Sequence[Bucket], rollup: bool) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Split each bucket into whole UTC hours (rollup) and the partial hours around them (raw)."""
+    hourly: list[list[Any]] = []
+    raw: list[list[Any]] = []
+    for index, (low, high) in enumerate(buckets):
+        if not rollup:
+            low_key = _OPEN_LOW if low is None else timestamp_key(low)
+            raw.append([index, low_key, _OPEN_HIGH if high is None else timestamp_key(high)])
+            continue
+        hour_low = None if low is None else _ceil_hour(low)
+        hour_high = None if high is None else _floor_hour(high)
+        if hour_low is not None and hour_high is not None and hour_low >= hour_high:
+            raw.append([index, timestamp_key(low), timestamp_key(high)])  # type: ignore[arg-type]
+            continue
+        if low is not None and hour_low is not None and low < hour_low:
+            raw.append([index, timestamp_key(low), timestamp_key(hour_low)])
+        hourly.append(
+            [
+                index,
+                _OPEN_LOW if hour_low is None else _hour_key(hour_low),
+                _OPEN_HIGH if hour_high is None else _hour_key(hour_high),
+            ]
+        )
+        if high is not None and hour_high is not None and hour_high < high:
+            raw.append([index, timestamp_key(hour_high), timestamp_key(high)])
+    return hourly, raw
+
+
+def _filter_sql(alias: str, filters: Filters, params: dict[str, Any]) -> str:
+    clauses = []
+    for key in GROUP_KEYS:
+        value = getattr(filters, key)
+        if value is not None:
+            clauses.append(f"{alias}.{key} = :{key}")
+            params[key] = value
+    return "".join(f" AND {clause}" for clause in clauses)
+
+
+def _has_rollup(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests_hourly'").fetchone()
+    return row is not None
+
+
+def aggregate(
+    db: Connectable,
+    filters: Filters,
+    buckets: Sequence[Bucket],
+    group_by: Sequence[str] = (),
+    use_rollup: bool = True,
+    only: Sequence[str] | None = None,
+) -> dict[tuple[Any, ...], Sums]:
+    """``{(bucket index, *group values): sums}`` over ``[low, high)`` of each bucket
+    (all the sums, or ``only`` those named)."""
+    if any(key not in GROUP_KEYS for key in group_by):
+        raise ValueError(f"cannot group by {group_by!r}")
+    names = list(_SUMS) if only is None else list(only)
+    if any(name not in _SUMS for name in names):
+        raise ValueError(f"unknown sums {names!r}")
+    conn = _connection(db)
+    hourly, raw = _segments(buckets, use_rollup and _has_rollup(conn))
+    result: dict[tuple[Any, ...], Sums] = {}
+    for table, alias, segments in (("requests_hourly", "h", hourly), ("requests", "r", raw)):
+        if not segments:
+            continue
+        params: dict[str, Any] = {"segments": json.dumps(segments)}
+        where = _filter_sql(alias, filters, params)
+        column = "hour" if alias == "h" else "timestamp"
+        keys = "".join(f", {alias}.{key}" for key in group_by)
+        if alias == "h":
+            sums = ", ".join(f"sum(h.{name})" for name in names)
+        else:
+            sums = ", ".join(f"sum({_SUMS[name]})" for name in names)
+        sql = (
+            f"SELECT json_extract(s.value, '$[0]') AS b{keys}, {sums} "
+            f"FROM json_each(:segments) AS s CROSS JOIN {table} AS {alias} "
+            f"WHERE {alias}.{column} >= json_extract(s.value, '$[1]') "
+            f"AND {alias}.{column} < json_extract(s.value, '$[2]'){where} "
+            f"GROUP BY b{keys}"
+        )
+        width = 1 + len(group_by)
+        for row in conn.execute(sql, params):
+            key = (row[0], *(value if value != "" else None for value in row[1:width]))
+            target = result.setdefault(key, dict.fromkeys(names, 0))
+            for name, value in zip(names, row[width:], strict=True):
+                target[name] += value or 0
+    return result
+
+
+def figures(sums: Sums | None) -> dict[str, Any]:
+    """The public fields of one group's sums."""
+    s = sums or {}
+    requests = int(s.get("requests", 0))
+    priced = int(s.get("priced_requests", 0))
+    timed = int(s.get("timed_requests", 0))
+    return {
+        "requests": requests,
+        "input_tokens": int(s.get("input_tokens", 0)),
+        "output_tokens": int(s.get("output_tokens", 0)),
+        "total_tokens": int(s.get("total_tokens", 0)),
+        "cost_usd": round(float(s.get("cost_usd", 0)), 10) if priced or not requests else None,
+        "cache_read_tokens": int(s.get("cache_read_tokens", 0)),
+        "cache_write_tokens": int(s.get("cache_write_tokens", 0)),
+        "reasoning_tokens": int(s.get("reasoning_tokens", 0)),
+        "cache_savings_usd": round(float(s.get("cache_savings_usd", 0)), 10),
+        "priced_requests": priced,
+        "unpriced_requests": int(s.get("unpriced_requests", 0)),
+        "error_requests": int(s.get("error_requests", 0)),
+        "partial_requests": int(s.get("partial_requests", 0)),
+        "missing_usage_requests": int(s.get("missing_usage_requests", 0)),
+        "streaming_requests": int(s.get("streaming_requests", 0)),
+        "avg_duration_ms": round(float(s["duration_ms"]) / timed, 1) if timed else None,
+    }
+
+
+def _add(into: Sums, sums: Sums) -> None:
+    for name, value in sums.items():
+        into[name] = into.get(name, 0) + value
+
+
+def _grouped(rows: dict[tuple[Any, ...], Sums], positions: Sequence[int], names: Sequence[str]) -> list[dict[str, Any]]:
+    merged: dict[tuple[Any, ...], Sums] = {}
+    for key, sums in rows.items():
+        _add(merged.setdefault(tuple(key[i] for i in positions), {}), sums)
+    out = []
+    for key, sums in merged.items():
+        if not sums.get("requests"):
+            continue  # hours whose rows were all deleted
+        out.append({**dict(zip(names, key, strict=True)), **figures(sums)})
+    out.sort(key=lambda row: (-(row["cost_usd"] or 0), -row["requests"], [str(row[n]) for n in names]))
+    return out
+
+
+def _window_info(window: Window) -> dict[str, Any]:
+    return {"since": _iso(window.since), "until": _iso(window.until), "tz": window.tz.key}
+
+
+def _read(conn: sqlite3.Connection) -> _Snapshot:
+    return _Snapshot(conn)
+
+
+class _Snapshot:
+    """One read transaction, so every figure of a response comes from the same state."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.began = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
+            self.began = True
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        if self.began and self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+
+# ------------------------------------------------------------------ endpoints
+
+
+def summary(db: Connectable, filters: Filters) -> dict[str, Any]:
+    """``/stats/summary``: totals, and the same figures per provider and per client."""
+    with _read(_connection(db)) as conn:
+        rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("provider", "client"))
+    total: Sums = {}
+    for sums in rows.values():
+        _add(total, sums)
+    fig = figures(total)
+    totals = {
+        "total_requests": fig.pop("requests"),
+        "total_input_tokens": fig.pop("input_tokens"),
+        "total_output_tokens": fig.pop("output_tokens"),
+        "total_tokens": fig.pop("total_tokens"),
+        "total_cost_usd": fig.pop("cost_usd"),
+        **fig,
+    }
+    return {
+        "totals": totals,
+        "by_provider": _grouped(rows, [1], ["provider"]),
+        "by_client": _grouped(rows, [2], ["client"]),
+        "window": _window_info(filters.window),
+    }
+
+
+def by_model(db: Connectable, filters: Filters) -> dict[str, Any]:
+    with _read(_connection(db)) as conn:
+        rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("provider", "model"))
+    return {"models": _grouped(rows, [1, 2], ["provider", "model"]), "window": _window_info(filters.window)}
+
+
+def by_client(db: Connectable, filters: Filters) -> dict[str, Any]:
+    with _read(_connection(db)) as conn:
+        rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("client",))
+    return {"clients": _grouped(rows, [1], ["client"]), "window": _window_info(filters.window)}
+
+
+def by_provider(db: Connectable, filters: Filters) -> dict[str, Any]:
+    with _read(_connection(db)) as conn:
+        rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("provider",))
+    return {"providers": _grouped(rows, [1], ["provider"]), "window": _window_info(filters.window)}
+
+
+def recent_requests(db: Connectable, filters: Filters, page: Page) -> dict[str, Any]:
+    """``/stats/requests``: one page of rows, newest first, and how many match in all."""
+    window = filters.window
+    params: dict[str, Any] = {
+        "since": _OPEN_LOW if window.since is None else timestamp_key(window.since),
+        "until": _OPEN_HIGH if window.until is None else timestamp_key(window.until),
+        "limit": page.limit,
+        "offset": page.offset,
+    }
+    where = _filter_sql("r", filters, params)
+    if page.status is not None:
+        where += f" AND {_STATUS_WHERE[page.status]}"
+    sql = (
+        f"SELECT {', '.join('r.' + c for c in REQUEST_COLUMNS)} FROM requests AS r "
+        f"WHERE r.timestamp >= :since AND r.timestamp < :until{where} "
+        "ORDER BY r.timestamp DESC, r.id DESC LIMIT :limit OFFSET :offset"
+    )
+    with _read(_connection(db)) as conn:
+        cursor = conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor]
+        counted = "requests" if page.status is None else _STATUS_COUNT[page.status]
+        sums = aggregate(conn, filters, [(window.since, window.until)], only=[counted]).get((0,))
+    total = int((sums or {}).get(counted, 0))
+    for row in rows:
+        row["streaming"] = None if row["streaming"] is None else bool(row["streaming"])
+    return {
+        "requests": rows,
+        "total": total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "status": page.status,
+        "window": _window_info(window),
+    }
+
+
+def bucket_starts(window: Window, bucket: str, first: datetime, end: datetime) -> list[datetime]:
+    """UTC starts of the ``bucket``s (local days or local wall-clock hours in ``window.tz``)
+    that overlap ``[first, end)``, in order. Days follow local midnights (23 or 25 hours
+    long across DST changes); hours follow the local clock (the repeated hour of a
+    fall-back change is two buckets, a skipped hour none)."""
+    tz = window.tz
+    first_day = first.astimezone(tz).date() - timedelta(days=1)
+    last_day = end.astimezone(tz).date() + timedelta(days=1)
+    days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+    if bucket == "day":
+        starts = sorted({local_midnight(day, tz) for day in days})
+    else:
+        starts = sorted(
+            {
+                datetime(day.year, day.month, day.day, hour, tzinfo=tz, fold=fold).astimezone(UTC)
+                for day in days
+                for hour in range(24)
+                for fold in (0, 1)
+            }
+        )
+    # keep the bucket that contains ``first`` and every one that starts before ``end``
+    lead = [s for s in starts if s <= first]
+    kept = ([lead[-1]] if lead else []) + [s for s in starts if first < s < end]
+    return kept
+
+
+def _first_timestamp(conn: sqlite3.Connection) -> datetime | None:
+    row = conn.execute("SELECT min(timestamp) FROM requests").fetchone()
+    if not row or not row[0]:
+        return None
+    try:
+        return datetime.fromisoformat(row[0]).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def timeseries(db: Connectable, filters: Filters, series: Series, now: datetime | None = None) -> dict[str, Any]:
+    """``/stats/timeseries``: one point per local day or hour of ``filters.window``, empty ones included."""
+    window = filters.window
+    now = now or datetime.now(UTC)
+    with _read(_connection(db)) as conn:
+        first = window.since or _first_timestamp(conn)
+        end = window.until or now
+        points: list[dict[str, Any]] = []
+        if first is not None and first < end:
+            estimate = (end - first) / (timedelta(days=1) if series.bucket == "day" else timedelta(hours=1))
+            if estimate > MAX_POINTS + 48:
+                raise ParamError(f"bucket: {series.bucket} buckets over this range exceed {MAX_POINTS} points")
+            starts = bucket_starts(window, series.bucket, first, end)
+            if len(starts) > MAX_POINTS:
+                raise ParamError(f"bucket: {series.bucket} buckets over this range exceed {MAX_POINTS} points")
+            natural_ends = [*starts[1:], _next_start(window, series.bucket, starts[-1])] if starts else []
+            buckets: list[Bucket] = []
+            for index, start in enumerate(starts):
+                low = max(start, window.since) if window.since else start
+                high = natural_ends[index] if window.until is None else min(natural_ends[index], window.until)
+                buckets.append((low, high))
+            rows = aggregate(conn, filters, buckets)
+            for index, start in enumerate(starts):
+                fig = figures(rows.get((index,)))
+                points.append({"start": start.astimezone(window.tz).isoformat(), **fig})
+    return {"bucket": series.bucket, "tz": window.tz.key, "points": points, "window": _window_info(window)}
+
+
+def _next_start(window: Window, bucket: str, start: datetime) -> datetime:
+    following = bucket_starts(window, bucket, start, start + timedelta(days=3))
+    later = [s for s in following if s > start]
+    return later[0]
+
+
+def health(db: Connectable | None) -> dict[str, Any]:
+    """``/healthz``: the proxy answers; and whether the database can be read (no figures)."""
+    if db is None:
+        return {"ok": True, "database": "not created yet"}
+    _connection(db).execute("SELECT 1 FROM requests LIMIT 1").fetchall()
+    return {"ok": True, "database": "ok"}

@@ -1,0 +1,257 @@
+"""The database: the writer thread (batches, flushes on close, survives failures loudly)
+and the schema's migrations (a seed-era usage.db migrates forward, once)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from llm_usage.accounting.row import COLUMNS
+from llm_usage.store import writer as storage
+from llm_usage.store.schema import SEED_COLUMNS, open_database
+from llm_usage.store.writer import RowWriter
+from llm_usage.web import queries
+from llm_usage.web.params import parse_filters, parse_page, parse_series
+from llm_usage.web.reader import open_read_only
+
+
+def _row(i: int) -> dict[str, object]:
+    return {
+        "timestamp": f"2026-11-29T00:00:{i % 60:02d}.000+00:00",
+        "provider": "openai",
+        "model": "m",
+        "endpoint": "/v1/chat/completions",
+        "method": "POST",
+        "input_tokens": i,
+        "output_tokens": 1,
+        "total_tokens": i + 1,
+        "streaming": 0,
+        "status_code": 200,
+    }
+
+
+class UsageWriter(RowWriter):
+    """The writer, given ready rows (the proxy gives it jobs that build them)."""
+
+    def submit_row(self, row: dict[str, object]) -> None:
+        self.submit(lambda: (row, None))  # type: ignore[arg-type,return-value]
+
+
+def _broken_database(path: Path) -> sqlite3.Connection:
+    """A migrated database whose table someone then dropped under the running proxy."""
+    open_database(str(path)).close()
+    conn = sqlite3.connect(path)
+    conn.execute("drop table requests")
+    conn.commit()
+    return conn
+
+
+def test_rows_are_written_and_close_flushes_everything(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    open_database(str(path)).close()
+    writer = UsageWriter(path)
+    for i in range(1234):
+        writer.submit_row(_row(i))
+    writer.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("select count(*), sum(input_tokens) from requests").fetchone() == (1234, sum(range(1234)))
+    assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_flush_waits_for_rows_submitted_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    writer = UsageWriter(path)
+    writer.submit_row(_row(1))
+    assert writer.flush(10)
+    assert sqlite3.connect(path).execute("select count(*) from requests").fetchone() == (1,)
+    writer.close()
+
+
+def test_database_failure_is_loud_retried_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "RETRY_SECONDS", 0.05)
+    path = tmp_path / "u.db"
+    conn = _broken_database(path)
+    writer = UsageWriter(path)
+    with caplog.at_level(logging.ERROR, logger="llm_usage.store.writer"):
+        writer.submit_row(_row(7))
+        for _ in range(100):
+            if writer.failures:
+                break
+            time.sleep(0.02)
+    assert writer.failures >= 1
+    assert any("could not write 1 row(s)" in r.getMessage() for r in caplog.records)
+    # repaired: the migrations run again on reconnect and re-create the table
+    conn.execute("delete from _sqlite_migrations")
+    conn.commit()
+    assert writer.flush(10)
+    writer.close()
+    assert sqlite3.connect(path).execute("select input_tokens from requests").fetchall() == [(7,)]
+
+
+def test_a_row_the_database_refuses_does_not_take_the_others_with_it(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    writer = UsageWriter(path)
+    writer.submit_row(_row(1))
+    writer.submit_row({**_row(2), "input_tokens": 2**70})  # does not fit an SQLite integer
+    writer.submit_row(_row(3))
+    assert writer.flush(10)
+    writer.submit_row(_row(4))  # and the writer is still alive
+    writer.close()
+    got = sqlite3.connect(path).execute("select input_tokens from requests order by id").fetchall()
+    assert got == [(1,), (3,), (4,)] and writer.dropped == 1
+
+
+def test_quitting_while_the_database_fails_says_so_and_does_not_hang(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "RETRY_SECONDS", 30.0)
+    path = tmp_path / "u.db"
+    _broken_database(path)
+    writer = UsageWriter(path)
+    with caplog.at_level(logging.ERROR, logger="llm_usage.store.writer"):
+        for i in range(50):
+            writer.submit_row(_row(i))
+        started = time.monotonic()
+        writer.close(timeout=10)
+    assert time.monotonic() - started < 5  # not the 30 s retry wait
+    assert any("shutting down with" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 255, 256, 257, 700])
+def test_insert_rows_writes_every_row_in_order_whatever_the_batch_size(tmp_path: Path, count: int) -> None:
+    """Batches go in as a few multi-row statements (powers of two, at most 256 rows each)."""
+    db = open_database(str(tmp_path / "u.db"))
+    rows = [
+        {**_row(i), "cost_usd": i / 7 if i % 3 else None, "error": f"e{i}" if i % 5 == 0 else None}
+        for i in range(count)
+    ]
+    storage.insert_rows(db, rows)
+    got = db.execute("select input_tokens, cost_usd, error, model from requests order by id").fetchall()
+    assert got == [(r["input_tokens"], r["cost_usd"], r["error"], "m") for r in rows]
+    db.close()
+
+
+def test_insert_rows_respects_an_older_sqlites_parameter_limit(tmp_path: Path) -> None:
+    """SQLite before 3.32 allows 999 bound parameters per statement by default."""
+    db = open_database(str(tmp_path / "u.db"))
+    db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    storage.insert_rows(db, [_row(i) for i in range(300)])
+    assert db.execute("select count(*), sum(input_tokens) from requests").fetchone() == (300, sum(range(300)))
+    db.close()
+
+
+def test_a_value_sqlite_cannot_bind_is_that_rows_fault_not_the_databases(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    writer = UsageWriter(path)
+    writer.submit_row(_row(1))
+    writer.submit_row({**_row(2), "client": object()})  # sqlite3: "Error binding parameter"
+    writer.submit_row(_row(3))
+    assert writer.flush(10)
+    writer.close()
+    got = sqlite3.connect(path).execute("select input_tokens from requests order by id").fetchall()
+    assert got == [(1,), (3,)] and writer.dropped == 1 and writer.failures == 0
+
+
+# ---------------------------------------------------------------- migrations
+
+SEED_ROWS = [
+    # the seed's own rows: canonical, and two timestamp spellings an older writer may have used
+    ("2026-06-01T10:15:00.250+00:00", "openai", "gpt-4o-mini", 100, 20, 0.0012, 200, None),
+    ("2026-06-01 11:20:30", "anthropic", "claude-3-5-sonnet", 1000, 200, 0.006, 200, None),
+    ("2026-06-02T08:00:00.123456Z", "openai", "gpt-4o", 50, 0, None, 200, None),
+    ("2026-06-02T09:00:00.000+00:00", "openai", "gpt-4o", None, None, None, 500, "upstream failed"),
+]
+
+
+def make_seed_db(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    types = {int: "INTEGER", str: "TEXT", float: "FLOAT"}
+    columns = ", ".join(
+        f"{name} {types[kind]}{' PRIMARY KEY' if name == 'id' else ''}" for name, kind in SEED_COLUMNS.items()
+    )
+    conn.execute(f"CREATE TABLE requests ({columns})")
+    conn.execute("CREATE INDEX idx_requests_timestamp ON requests (timestamp)")
+    conn.executemany(
+        "INSERT INTO requests (timestamp, provider, model, endpoint, method, input_tokens, output_tokens, "
+        "total_tokens, cost_usd, duration_ms, streaming, status_code, error) "
+        "VALUES (:ts, :provider, :model, '/v1/chat/completions', 'POST', :input, :output, :total, :cost, 812.5, 0, "
+        ":status, :error)",
+        [
+            {"ts": ts, "provider": p, "model": m, "input": i, "output": o,
+             "total": None if i is None else i + o, "cost": c, "status": s, "error": e}
+            for ts, p, m, i, o, c, s, e in SEED_ROWS
+        ],
+    )  # fmt: skip
+    conn.commit()
+    conn.close()
+
+
+def test_seed_database_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    make_seed_db(path)
+    db = open_database(str(path))
+    assert list(db.table("requests").columns_dict) == ["id", *COLUMNS]  # the row's keys are the columns
+    rows = list(db.query("SELECT * FROM requests ORDER BY id"))
+    assert [(r["provider"], r["model"], r["input_tokens"], r["cost_usd"]) for r in rows] == [
+        (p, m, i, c) for _, p, m, i, _, c, _, _ in SEED_ROWS
+    ]
+    assert all(r["client"] is None and r["usage_status"] is None for r in rows)
+    # every timestamp now in the one form the stats' string ranges rely on
+    assert [r["timestamp"] for r in rows] == [
+        "2026-06-01T10:15:00.250+00:00",
+        "2026-06-01T11:20:30.000+00:00",
+        "2026-06-02T08:00:00.123+00:00",
+        "2026-06-02T09:00:00.000+00:00",
+    ]
+    indexes = {tuple(index.columns) for index in db.table("requests").indexes}
+    assert {("timestamp",), ("provider",), ("model",), ("provider", "timestamp"), ("client", "timestamp")} <= indexes
+    hourly = db.execute("SELECT sum(requests), sum(input_tokens) FROM requests_hourly").fetchone()
+    assert hourly == (4, 1150)
+    # A second start runs no migration again: m005 would rewrite this odd timestamp and
+    # add every row to requests_hourly a second time.
+    db.execute("INSERT INTO requests (timestamp, provider, input_tokens) VALUES ('2026-06-03 10:00:00', 'x', 5)")
+    db.conn.commit()
+    applied = db.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
+    db.close()
+    again = open_database(str(path))
+    assert again.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall() == applied
+    assert len(applied) == len(set(applied)) == 5
+    assert again.execute("SELECT timestamp FROM requests WHERE provider = 'x'").fetchone() == ("2026-06-03 10:00:00",)
+    assert again.execute("SELECT sum(requests), sum(input_tokens) FROM requests_hourly").fetchone() == (5, 1155)
+    again.close()
+
+
+def test_stats_work_on_migrated_rows(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    make_seed_db(path)
+    open_database(str(path)).close()
+    conn = open_read_only(path)
+    now = datetime(2026, 6, 3, tzinfo=UTC)
+    f = parse_filters({"since": "2026-06-01", "until": "2026-06-03"}, now)
+    totals = queries.summary(conn, f)["totals"]
+    assert totals["total_requests"] == 4
+    assert totals["total_cost_usd"] == 0.0072
+    assert totals["unpriced_requests"] == 1  # the gpt-4o call without a price; the 500 is an error
+    assert totals["error_requests"] == 1
+    assert totals["partial_requests"] == totals["missing_usage_requests"] == 0  # NULL usage_status counts as neither
+    (unknown,) = queries.summary(conn, f)["by_client"]
+    assert unknown["client"] is None and unknown["requests"] == 4
+    models = {(m["provider"], m["model"]): m for m in queries.by_model(conn, f)["models"]}
+    assert models[("openai", "gpt-4o")]["cost_usd"] is None
+    page = queries.recent_requests(conn, f, parse_page({}))
+    assert page["total"] == 4 and page["requests"][0]["error"] == "upstream failed"
+    points = queries.timeseries(conn, f, parse_series({"bucket": "day"}), now)["points"]
+    assert [p["requests"] for p in points] == [2, 2]
+    # new rows written after the migration land in the rollup too
+    db = open_database(str(path))
+    db.table("requests").insert({"timestamp": "2026-06-02T10:00:00.000+00:00", "provider": "gemini", "cost_usd": 0.5})
+    db.close()
+    assert queries.summary(conn, f)["totals"]["total_requests"] == 5
+    conn.close()
