@@ -12,7 +12,7 @@ import pytest
 from llm_usage.config.files import ConfigError, env_default, read_dotenv
 from llm_usage.config.prices import load_price_tables, parse_pricing
 from llm_usage.config.providers import build_providers, load_providers, merge_providers
-from tests.support.harness import MITMDUMP, ROOT, free_port, wait_for_port
+from tests.support.harness import MITMDUMP, ROOT, free_port
 
 OLLAMA = {"llm_usage_ollama_base_url": "http://localhost:11434"}
 
@@ -152,41 +152,42 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-def test_bad_prices_fail_at_start(tmp_path: Path) -> None:
-    bad = tmp_path / "prices.yaml"
-    bad.write_text("my-model: {input: lots, output: 1}\n")
-    output = _start_failure(tmp_path, "--set", f"llm_usage_pricing={bad}")
-    assert "my-model.input" in output and "Traceback" not in output
+@pytest.mark.parametrize(
+    ("option", "content", "named"),
+    [
+        (
+            "llm_usage_pricing",
+            "my-model: {input: lots, output: 1}\n",
+            "llm_usage_pricing: {file}: models.my-model.input",
+        ),
+        (
+            "llm_usage_pricing",
+            "providers: {opneai: {gpt-4o: {input: 1, output: 2}}}\n",
+            "llm_usage_pricing: {file}: providers.opneai: unknown provider",
+        ),
+        ("llm_usage_providers", "groq: {base_url: 'https://x'}\n", "llm_usage_providers: {file}: groq.format: missing"),
+        ("llm_usage_db", None, "llm_usage_db: cannot use '/proc/nope/usage.db'"),
+    ],
+)
+def test_bad_values_at_start_are_refused_naming_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, option: str, content: str | None, named: str
+) -> None:
+    """At start-up the refusal is a logged error, which makes mitmproxy exit (the e2e test
+    above shows it does); nothing is started with the bad value."""
+    from mitmproxy.test import taddons
 
+    from llm_usage.proxy.addon import LlmUsage
 
-def test_unusable_database_fails_at_start(tmp_path: Path) -> None:
-    output = _start_failure(tmp_path, "--set", "llm_usage_db=/proc/nope/usage.db")
-    assert "llm_usage_db" in output and "/proc/nope/usage.db" in output and "Traceback" not in output
-
-
-def test_environment_defaults_from_dotenv(tmp_path: Path) -> None:
-    """A .env in the working directory sets PROXY_DB_PATH; --set would still win."""
-    (tmp_path / ".env").write_text(f"PROXY_DB_PATH={tmp_path / 'from-dotenv.db'}\n")
-    port = free_port()  # started by hand: without the harness's --set llm_usage_db
-    proc = subprocess.Popen(
-        [str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--mode", "reverse:http://127.0.0.1:9", "-p", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, proc=proc)
-        assert (tmp_path / "from-dotenv.db").exists()
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def test_prices_for_an_unknown_provider_fail_at_start(tmp_path: Path) -> None:
-    bad = tmp_path / "prices.yaml"
-    bad.write_text("providers: {opneai: {gpt-4o: {input: 1, output: 2}}}\n")
-    output = _start_failure(tmp_path, "--set", f"llm_usage_pricing={bad}")
-    assert "providers.opneai: unknown provider" in output and "Traceback" not in output
+    file = tmp_path / "bad.yaml"
+    value = "/proc/nope/usage.db" if content is None else str(file)
+    if content is not None:
+        file.write_text(content)
+    addon = LlmUsage()
+    with taddons.context(addon) as tctx:
+        tctx.options.update(**{"llm_usage_db": str(tmp_path / "u.db"), option: value})
+        addon.configure(set(tctx.options.keys()))
+        assert addon.settings.writer is None
+    assert f"llm-usage: {named.format(file=file)}" in caplog.text
 
 
 def test_missing_requirements_are_named_not_a_traceback(tmp_path: Path) -> None:

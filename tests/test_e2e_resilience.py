@@ -1,17 +1,35 @@
-"""The user's traffic never breaks: a broken database, mitmweb, reloads."""
+"""The user's traffic never breaks, no row is lost, and mitmproxy stays mitmproxy:
+a broken database, stopping the proxy, mitmweb, saving and reading back flows."""
 
 from __future__ import annotations
 
+import io
+import signal
 import sqlite3
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import openai
+import pytest
+from mitmproxy import io as mitmio
 
-from tests.support.harness import MITMWEB, Proxy, providers_file
+from tests.support.harness import MITMDUMP, MITMWEB, Proxy, providers_file
 from tests.support.mock_upstream import MockUpstream
+
+
+def _chat(proxy: Proxy, n: int, stream: bool = False) -> None:
+    client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key="sk-test")
+
+    def one(_: int) -> None:
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[], stream=stream)
+        if stream:
+            list(reply)  # type: ignore[call-overload]
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(n)))
 
 
 def test_database_failure_is_loud_but_traffic_flows(upstream: MockUpstream, tmp_path: Path) -> None:
@@ -36,20 +54,67 @@ def test_database_failure_is_loud_but_traffic_flows(upstream: MockUpstream, tmp_
         began = time.monotonic()
         assert proxy.stop() == 0  # quitting is not held up by the failing database
         assert time.monotonic() - began < 10
-        assert "not written" in proxy.log_path.read_text()  # and says what it could not write
+        assert "2 row(s) not written" in proxy.log_path.read_text()  # and says what it could not write
     finally:
         proxy.stop()
 
 
-def test_quit_flushes_pending_rows(upstream: MockUpstream, tmp_path: Path) -> None:
-    """Rows still queued for the writer when the proxy is told to stop are written."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_writes_every_row_handed_over(upstream: MockUpstream, tmp_path: Path, stop: signal.Signals) -> None:
+    """One process: what a terminal's Ctrl+C or a service manager's SIGTERM reaches is the
+    proxy itself, which writes every finished call's row before it exits."""
     proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"])
-    client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key="k")
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: client.chat.completions.create(model="gpt-4o-mini", messages=[]), range(40)))
-    assert proxy.stop() == 0  # at once: the writer gathers rows for 50 ms before each write
-    rows = sqlite3.connect(proxy.db_path).execute("select count(*) from requests").fetchone()
-    assert rows == (40,)
+    _chat(proxy, 40)
+    _chat(proxy, 10, stream=True)
+    proxy.proc.send_signal(stop)  # at once: the writer gathers rows for 50 ms before each write
+    assert proxy.proc.wait(20) == 0
+    proxy.stop()
+    rows = sqlite3.connect(proxy.db_path).execute("select streaming, count(*) from requests group by 1").fetchall()
+    assert rows == [(0, 40), (1, 10)]
+    assert not [pid for pid in _children(proxy.proc.pid)]  # and nothing of it is left running
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:  # the process is gone, and with it any child list
+        return []
+
+
+def test_quiet_mitmdump_prints_no_call_lines(upstream: MockUpstream, tmp_path: Path) -> None:
+    providers = providers_file(tmp_path, upstream.url)
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers}", "--set", "termlog_verbosity=error"])
+    try:
+        _chat(proxy, 2)
+        proxy.rows_after(0, 2)
+        assert "llm-usage: openai" not in proxy.output()
+    finally:
+        proxy.stop()
+
+
+def test_flows_are_saved_and_read_back(upstream: MockUpstream, tmp_path: Path) -> None:
+    """``mitmdump -w`` writes every proxied flow, and ``mitmdump -nr`` reads them back."""
+    flows = tmp_path / "flows.mitm"
+    providers = providers_file(tmp_path, upstream.url)
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers}", "-w", str(flows)])
+    try:
+        _chat(proxy, 2)
+        _chat(proxy, 1, stream=True)
+        httpx.get(f"{proxy.url}/nope/v1/models")  # answered by the proxy itself
+        proxy.rows_after(0, 3)
+    finally:
+        assert proxy.stop() == 0
+    assert "unserializable" not in proxy.output() and "Addon error" not in proxy.output()
+    with flows.open("rb") as f:
+        saved = list(mitmio.FlowReader(f).stream())
+    assert sorted(f.request.path for f in saved) == ["/nope/v1/models"] + ["/v1/chat/completions"] * 3
+    assert all(f.metadata == {} for f in saved if f.request.path != "/nope/v1/models")
+    read = subprocess.run(
+        [str(MITMDUMP), "-nr", str(flows), "--set", "flow_detail=1"], capture_output=True, text=True, timeout=60
+    )
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.count("/v1/chat/completions") == 3 and "Traceback" not in read.stdout + read.stderr
 
 
 def test_mitmweb_works_the_same(upstream: MockUpstream, tmp_path: Path) -> None:
@@ -58,6 +123,8 @@ def test_mitmweb_works_the_same(upstream: MockUpstream, tmp_path: Path) -> None:
         ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}", "--set", "web_password=pw"],
         program=MITMWEB,
     )
+    web = f"http://127.0.0.1:{proxy.web_port}"
+    auth = {"Authorization": "Bearer pw"}
     try:
         client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key="k")
         client.chat.completions.create(model="gpt-4o-mini", messages=[])
@@ -68,12 +135,16 @@ def test_mitmweb_works_the_same(upstream: MockUpstream, tmp_path: Path) -> None:
         # Each flow's comment in mitmweb's own flow list is the call's line.
         deadline, comments = time.monotonic() + 10, []
         while time.monotonic() < deadline:
-            flows = httpx.get(f"http://127.0.0.1:{proxy.web_port}/flows", headers={"Authorization": "Bearer pw"})
-            comments = [f["comment"] for f in flows.json()]
+            comments = [f["comment"] for f in httpx.get(f"{web}/flows", headers=auth).json()]
             if len(comments) == 2 and all(comments):
                 break
             time.sleep(0.1)
         assert [c.split("  ")[:2] for c in comments] == [["openai", "gpt-4o-mini-2024-07-18"]] * 2
         assert "in 53 out 6" in comments[0]
+        # File > Save: mitmweb serializes every flow it shows
+        dump = httpx.get(f"{web}/flows/dump", headers=auth)
+        assert dump.status_code == 200
+        saved = list(mitmio.FlowReader(io.BytesIO(dump.content)).stream())
+        assert [f.comment for f in saved] == comments
     finally:
         proxy.stop()

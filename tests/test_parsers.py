@@ -62,7 +62,7 @@ def test_own_fixtures_cover_every_format_and_framing() -> None:
 
 STREAMED = params(streamed=True)
 LINE_FRAMED = params(streamed=True, framing=("sse", "ndjson"))
-ALL_POSITIONS_UP_TO = 8192
+ALL_POSITIONS_UP_TO = 4096
 """Bodies up to this size are split at every byte; longer ones densely around every line break,
 structural byte and multibyte character, plus a stride."""
 
@@ -71,11 +71,11 @@ def split_positions(body: bytes, framing: str, all_up_to: int = ALL_POSITIONS_UP
     n = len(body)
     if n <= all_up_to:
         return list(range(n + 1))
-    marks = set(range(0, n + 1, max(1, n // 512))) | {0, 1, 2, n - 2, n - 1, n}
+    marks = set(range(0, n + 1, max(1, n // 256))) | {0, 1, 2, n - 2, n - 1, n}
     special = b"\r\n{}[]" if framing == "json-array" else b"\r\n"
     for i, byte in enumerate(body):
         if byte in special or byte >= 0x80:
-            marks.update(range(max(0, i - 2), min(n, i + 3) + 1))
+            marks.update(range(max(0, i - 1), min(n, i + 2) + 1))
     return sorted(marks)
 
 
@@ -106,7 +106,7 @@ def test_split_in_two_with_other_line_endings(case: Case, eol: str) -> None:
     assert eol.encode() in body
     assert case.feed([body]) == whole
     # the line breaks are what changed: every byte of small bodies, every line break of longer ones
-    for i in split_positions(body, case.framing, all_up_to=2048):
+    for i in split_positions(body, case.framing, all_up_to=1024):
         assert case.feed([body[:i], body[i:]]) == whole, f"split at byte {i}"
 
 

@@ -232,7 +232,9 @@ def test_token_link_sets_a_cookie_and_leaves_no_trace(locked_ui: Harness, caplog
     flow = locked_ui.get(f"/dashboard?token={TOKEN}")
     assert flow.response.status_code == 303 and flow.response.headers["location"] == "/dashboard"
     cookie = flow.response.headers["set-cookie"]
-    assert cookie.startswith(f"{SESSION_COOKIE}={session_value(TOKEN)};") and "HttpOnly" in cookie and TOKEN not in cookie
+    assert (
+        cookie.startswith(f"{SESSION_COOKIE}={session_value(TOKEN)};") and "HttpOnly" in cookie and TOKEN not in cookie
+    )
     assert flow.request.path == "/dashboard"  # mitmproxy prints and shows the flow without it
     api = locked_ui.get(f"/stats/summary?days=2&token={TOKEN}")
     assert api.response.status_code == 200 and api.request.path == "/stats/summary?days=2"

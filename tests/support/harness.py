@@ -112,7 +112,8 @@ class Proxy:
         return f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
