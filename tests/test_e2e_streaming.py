@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.harness import SHARED_FIXTURES, Proxy
+from tests.support.fixture_cases import TOKEN_FIELDS
+from tests.support.harness import Proxy
 from tests.support.mock_upstream import MockUpstream
 
 ANTHROPIC_BODY = {"model": "claude-sonnet-4-5", "max_tokens": 10, "stream": True, "messages": []}
@@ -135,40 +136,38 @@ def test_paced_stream_arrives_paced(proxy: Proxy) -> None:
     assert arrivals[0] < 0.5 and arrivals[-1] > 0.5
 
 
-def _fixture_cases() -> list[object]:
-    if not SHARED_FIXTURES.is_dir():
-        reason = f"recorded provider traffic not found at {SHARED_FIXTURES} (it lives beside the repo)"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-shared-fixtures")]
-    return [pytest.param(path, id=path.stem) for path in sorted(SHARED_FIXTURES.glob("*.json"))]
-
-
-@pytest.mark.parametrize("path", _fixture_cases())
-def test_recorded_traffic_replayed_through_the_proxy(proxy: Proxy, new_rows, path: Path) -> None:
-    """Each recorded exchange, sent by the client as recorded and answered by the mock as the
-    provider answered, must produce the row the fixture expects."""
-    case = json.loads(path.read_text())
-    request = case["request"]
-    expected = case["expected"]
-    url = f"{proxy.url}/fx-{case['provider_format']}{request['path']}"
-    if request.get("query"):
-        url += "?" + request["query"]
-    body = request.get("body")
-    content = json.dumps(body).encode() if isinstance(body, (dict, list)) else (body or "").encode()
-    headers = {"content-type": "application/json", "X-Mock-Fixture": path.stem}
-    with httpx.stream(request["method"], url, content=content, headers=headers, timeout=30) as response:
-        b"".join(response.iter_raw())
-        assert response.status_code == case["response"]["status"]
-    [row] = new_rows(1)
-    assert row["model"] == expected["model"]
-    for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
-        assert row[key] == expected[key], key
-    assert bool(row["streaming"]) == expected["streaming"]
-    if expected.get("error"):
-        assert row["error"] and row["status_code"] >= 400
-    else:
-        assert row["error"] is None
-    if expected["cost"] is not None:
-        assert row["cost_source"] == "provider" and row["cost_usd"] == pytest.approx(expected["cost"])
+def test_recorded_traffic_replayed_through_the_proxy(proxy: Proxy, new_rows, shared_fixtures: Path) -> None:
+    """Every recorded exchange, sent by the client as recorded and answered by the mock as
+    the provider answered, must produce the row the fixture expects. Sent one after the
+    other, so the rows come in the same order."""
+    cases = [json.loads(path.read_text()) | {"name": path.stem} for path in sorted(shared_fixtures.glob("*.json"))]
+    client = httpx.Client(timeout=30)
+    for case in cases:
+        request = case["request"]
+        url = f"{proxy.url}/fx-{case['provider_format']}{request['path']}"
+        if request.get("query"):
+            url += "?" + request["query"]
+        body = request.get("body")
+        content = json.dumps(body).encode() if isinstance(body, (dict, list)) else (body or "").encode()
+        headers = {"content-type": "application/json", "X-Mock-Fixture": case["name"]}
+        with client.stream(request["method"], url, content=content, headers=headers) as response:
+            b"".join(response.iter_raw())
+            assert response.status_code == case["response"]["status"], case["name"]
+    client.close()
+    wrong = []
+    for case, row in zip(cases, new_rows(len(cases)), strict=True):
+        expected = case["expected"]
+        got = {key: row[key] for key in ("model", *TOKEN_FIELDS)}
+        want = {key: expected[key] for key in ("model", *TOKEN_FIELDS)}
+        got["streaming"], want["streaming"] = bool(row["streaming"]), expected["streaming"]
+        got["error"] = bool(row["error"]) and (row["status_code"] or 0) >= 400
+        want["error"] = bool(expected.get("error"))
+        if expected["cost"] is not None:
+            got["cost"] = (row["cost_source"], round(row["cost_usd"], 12))
+            want["cost"] = ("provider", round(expected["cost"], 12))
+        if got != want:
+            wrong.append(f"{case['name']}: {got} != {want}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_gemini_stream_cut_short_is_partial_not_complete(proxy: Proxy, new_rows) -> None:

@@ -117,7 +117,7 @@ def test_byte_by_byte(case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", STREAMED)
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_random_multiway_splits(case: Case, data: st.DataObject) -> None:
     body = case.body
@@ -126,7 +126,7 @@ def test_random_multiway_splits(case: Case, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("case", LINE_FRAMED)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(data=st.data())
 def test_random_multiway_splits_crlf(case: Case, data: st.DataObject) -> None:
     body = with_line_ending(case, "\r\n")
