@@ -9,19 +9,20 @@ ARGS      ?=
 STAMP_RUN := $(VENV)/.installed-runtime
 STAMP_TEST:= $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-stats venv browser clean
+.PHONY: run test lint bench bench-stats venv browser wrk clean
 
 $(PY):
 	@interp=$$(sh tools/find-python.sh) || exit 1; \
 	echo "Creating $(VENV) with $$interp"; \
 	"$$interp" -m venv $(VENV)
 
-$(STAMP_RUN): requirements.txt | $(PY)
-	$(PY) -m pip install -qq --disable-pip-version-check -r requirements.txt
+# The checkout installs as an editable package (pyproject.toml), with the pinned requirements.
+$(STAMP_RUN): requirements.txt pyproject.toml | $(PY)
+	$(PY) -m pip install -qq --disable-pip-version-check -r requirements.txt -e .
 	@touch $@
 
-$(STAMP_TEST): requirements.txt requirements-test.txt | $(PY)
-	$(PY) -m pip install -qq --disable-pip-version-check -r requirements-test.txt
+$(STAMP_TEST): requirements.txt requirements-test.txt pyproject.toml | $(PY)
+	$(PY) -m pip install -qq --disable-pip-version-check -r requirements-test.txt -e .
 	@touch $@ $(STAMP_RUN)
 
 venv: $(STAMP_RUN)
@@ -56,11 +57,20 @@ lint: $(STAMP_TEST)
 	$(PY) -m ruff format --check llm_usage addon.py
 	$(PY) -m mypy llm_usage addon.py
 
-bench: $(STAMP_TEST)
+# The benchmark's load comes from wrk: installed when we can (root with apt-get).
+wrk:
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing wrk for the benchmark (apt-get)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+		|| echo "NOTE: could not install wrk"; \
+	fi
+
+bench: $(STAMP_TEST) wrk
 	$(PY) bench/bench_proxy.py $(ARGS)
 
 bench-stats: $(STAMP_TEST)
 	$(PY) bench/bench_stats.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -58,7 +58,11 @@ def test_row_has_every_column_and_a_readable_line() -> None:
 def test_account_parses_a_compressed_body_and_prices_it() -> None:
     body = b'{"model":"claude-sonnet-4-5-20250929","usage":{"input_tokens":1000,"output_tokens":100}}'
     row, line = account(
-        record(body=gzip.compress(body), content_type="application/json", content_encoding="gzip"), Pricer({}, {})
+        record(
+            body=gzip.compress(body),
+            response_headers=((b"Content-Type", b"application/json"), (b"Content-Encoding", b"gzip")),
+        ),
+        Pricer({}, {}),
     )
     assert (row["model"], row["input_tokens"], row["output_tokens"], row["usage_status"]) == (
         "claude-sonnet-4-5-20250929",
@@ -80,7 +84,8 @@ def test_account_takes_the_requested_model_when_the_response_names_none() -> Non
 
 def test_account_of_a_failed_call_keeps_the_providers_message_without_secrets() -> None:
     body = b'{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key sk-ant-SECRET123"}}'
-    row, line = account(record(status_code=401, body=body, secrets=("sk-ant-SECRET123",)), Pricer({}, {}))
+    sent = record(status_code=401, body=body, request_headers=((b"X-Api-Key", b"sk-ant-SECRET123"),))
+    row, line = account(sent, Pricer({}, {}))
     assert row["error"] == "invalid x-api-key [redacted]" and "SECRET" not in line
     assert row["usage_status"] is None
 
@@ -92,3 +97,15 @@ def test_account_never_raises() -> None:
     assert row["provider"] == "anthropic" and row["error"]
     assert row["error"].startswith("llm-usage could not account for this call: AttributeError")
     assert "ERROR HTTP 200" in line
+
+
+def test_the_secrets_of_a_request_are_its_credentials_and_query_values() -> None:
+    sent = record(
+        request_headers=(
+            (b"Authorization", b"Bearer sk-proj-abc123"),
+            (b"x-goog-api-key", b"AIzaKEY"),
+            (b"User-Agent", b"curl/8"),
+        ),
+        request_target="/v1beta/models/m:generateContent?key=AIzaQUERY&alt=sse",
+    )
+    assert sent.secrets() == ("AIzaQUERY", "sse", "Bearer sk-proj-abc123", "sk-proj-abc123", "AIzaKEY")

@@ -44,7 +44,9 @@ def _account(record: CallRecord, pricer: Pricer) -> tuple[Row, tuple[str, ...]]:
     error = record.failure
     if error is None and status_code is not None and status_code >= 400:
         error = usage.error or (error_message(body) if body else None) or f"HTTP {status_code}"
-    error = redact(error or usage.error or unreadable or record.stream_error, record.secrets)
+    error = error or usage.error or unreadable or record.stream_error
+    if error:
+        error = redact(error, record.secrets())
     if usage.model is None:
         usage = usage.with_(model=_requested_model(record))
     at = datetime.fromtimestamp(record.started_at, UTC)

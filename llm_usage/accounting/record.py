@@ -8,10 +8,14 @@ happens in ``account``, on the writer thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
 
 from ..config.providers import Provider
 from ..parsers import WireFormat
 from ..parsers.usage import Usage
+from ..proxy.headers import Fields, header_value
+
+CREDENTIAL_HEADERS = frozenset((b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key", b"proxy-authorization"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +37,38 @@ class CallRecord:
     first_byte_at: float | None = None
     body: bytes = b""
     """A buffered response's body as received (still content-encoded)."""
-    content_type: str = ""
-    content_encoding: str = ""
+    response_headers: Fields = ()
     request_body: bytes = b""
     """The request body as received: the requested model, when the response names none."""
-    request_encoding: str = ""
-    secrets: tuple[str, ...] = ()
-    """The request's credentials and query values: never written, only removed from error text."""
+    request_headers: Fields = ()
+    """As the request went upstream (after every addon had its turn: one may set the real
+    key). Held only until the row is built; the row never holds a header."""
+    request_target: str = ""
+    """The upstream path with its query, as sent."""
 
     @property
     def streamed(self) -> bool:
         return self.stream_usage is not None
+
+    @property
+    def content_type(self) -> str:
+        return header_value(self.response_headers, b"content-type")
+
+    @property
+    def content_encoding(self) -> str:
+        return header_value(self.response_headers, b"content-encoding")
+
+    @property
+    def request_encoding(self) -> str:
+        return header_value(self.request_headers, b"content-encoding")
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every query value and credential the request carried: removed from any error
+        text before it is stored or printed, since a provider's error page may echo them."""
+        query = urlsplit(self.request_target).query
+        found = [value for _name, value in parse_qsl(query, keep_blank_values=True)]
+        for name, value in self.request_headers:
+            if name.lower() in CREDENTIAL_HEADERS:
+                text = value.decode("utf-8", "surrogateescape")
+                found += [text, text.partition(" ")[2]]  # "Bearer <token>" and the token alone
+        return tuple(s for s in found if s)

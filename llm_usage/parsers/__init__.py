@@ -22,25 +22,26 @@ from .usage import Usage
 class StreamParser(Protocol):
     """An incremental parser of one stream: ``feed`` any pieces, ``finish`` once.
 
-    ``reads`` and ``event_end`` say which events it skips (see ``framing.quiet``): the
-    stream tee uses them to leave such events uncopied, the framer to leave them unframed.
+    ``quiet`` is the one definition of the events it skips: once it is ``settled``, whole
+    events that are quiet are left unframed by its framer and uncopied by the stream tee
+    (``proxy/tee.py``), which is most of a stream.
     """
 
     @property
     def event_end(self) -> bytes | None:
-        """What ends an event (SSE ``b"\\n\\n"``, NDJSON ``b"\\n"``); None: events are not skipped."""
-        ...
-
-    @property
-    def reads(self) -> re.Pattern[bytes] | None:
-        """Finds something in every event this parser reads; an event it finds nothing in
-        is quiet. None while every event must be read (before the model is known)."""
+        """What ends an event (SSE ``b"\\n\\n"``, NDJSON ``b"\\n"``); None: no event is skipped."""
         ...
 
     @property
     def settled(self) -> bool:
-        """Has it read what it needs from the stream's opening events? Until then the tee
-        hands it every chunk at once rather than in batches."""
+        """Has it read what it needs from the stream's opening events (the model)? Until
+        then no event is skipped, and the tee hands it every chunk at once."""
+        ...
+
+    def quiet(self, events: bytes) -> bool:
+        """True only if these whole events carry nothing this parser reads, so that
+        leaving them out changes nothing (the tests hold it to that). Cheap (a few
+        ``rfind``s: it runs for every chunk of a stream) and conservative."""
         ...
 
     def feed(self, chunk: bytes) -> None: ...

@@ -17,7 +17,6 @@ ones repeat the input and cache counts).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from .framing import SSEFramer
@@ -69,11 +68,6 @@ def parse_response(body: bytes) -> Usage:
     return _to_usage(raw, model, "complete")
 
 
-READS = re.compile(rb'message_start|message_delta|"error"|event:\s*error')
-"""Finds every event ``_on_event`` reads (by its name or its type); the content deltas
-between them are quiet."""
-
-
 class StreamParser:
     __slots__ = ("_error", "_final", "_framer", "_model", "_raw")
 
@@ -85,11 +79,16 @@ class StreamParser:
         self._error: str | None = None
 
     event_end = b"\n\n"
-    reads = READS
-    settled = True  # the model comes with message_start, which READS finds
+    settled = True  # the model comes with message_start, which is never quiet
+
+    @staticmethod
+    def quiet(events: bytes) -> bool:
+        """Neither ``message_`` nor ``error`` anywhere: ``_on_event`` reads only
+        ``message_start``, ``message_delta`` and ``error`` events (by name or by type)."""
+        return events.rfind(b"message_") < 0 and events.rfind(b"error") < 0
 
     def feed(self, chunk: bytes) -> None:
-        for event, data in self._framer.feed(chunk, READS):
+        for event, data in self._framer.feed(chunk, self.quiet):
             self._on_event(event, data)
 
     def _on_event(self, event: bytes, data: bytes) -> None:

@@ -10,7 +10,7 @@ counted in ``dropped`` so the caller can warn.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 """Longest SSE line / NDJSON line / JSON-array element parsed. The largest legitimate
@@ -18,20 +18,11 @@ events are OpenAI Responses API ``response.completed`` events, which repeat the 
 output; 4 MiB holds about a million tokens of text."""
 
 
-def quiet(reads: re.Pattern[bytes] | None, data: bytes, start: int = 0, end: int | None = None) -> bool:
-    """Whether whole events ``data[start:end]`` are *quiet*: they carry nothing a parser
-    reads, so skipping them leaves it exactly where it would have been.
-
-    The one definition of a quiet run, for the framers here (which leave such runs
-    unframed) and for the stream tee (which leaves such chunks uncopied). ``reads`` is the
-    parser's own pattern: it finds something in every event the parser reads.
-    """
-    if reads is None:
-        return False
-    return (reads.search(data, start) if end is None else reads.search(data, start, end)) is None
+Quiet = Callable[[bytes], bool]
+"""A parser's ``quiet``: whether whole events carry nothing it reads."""
 
 
-def skippable_span(chunk: bytes, end_mark: bytes, reads: re.Pattern[bytes] | None) -> tuple[int, int] | None:
+def skippable_span(chunk: bytes, end_mark: bytes, quiet: Quiet | None) -> tuple[int, int] | None:
     """``(start, end)`` of a run of whole quiet events (or lines) in ``chunk``, or None.
 
     The run starts just after the first ``end_mark`` and ends just after the last one, so
@@ -39,14 +30,14 @@ def skippable_span(chunk: bytes, end_mark: bytes, reads: re.Pattern[bytes] | Non
     ``chunk[end:]`` begins the next: the framer's state is the same as if it had seen
     every byte. Chunks with a ``\r`` (CRLF or CR line ends) are always framed in full.
     """
-    if reads is None or b"\r" in chunk:
+    if quiet is None or b"\r" in chunk:
         return None
     first = chunk.find(end_mark)
     last = chunk.rfind(end_mark)
     if first < 0 or first == last:
         return None
     start, end = first + len(end_mark), last + len(end_mark)
-    return (start, end) if quiet(reads, chunk, start, end) else None
+    return (start, end) if quiet(chunk[start:end]) else None
 
 
 class LineSplitter:
@@ -118,15 +109,15 @@ class SSEFramer:
     def dropped(self) -> int:
         return self._lines.dropped
 
-    def feed(self, chunk: bytes, reads: re.Pattern[bytes] | None = None) -> list[tuple[bytes, bytes]]:
+    def feed(self, chunk: bytes, quiet: Quiet | None = None) -> list[tuple[bytes, bytes]]:
         """The events the chunk completes.
 
-        ``reads``: the complete events between the chunk's first and last event ends are
-        framed only if they are not ``quiet``. A parser that reads only rare events (the
-        usage at the end of an OpenAI stream) then skips the bulk of a stream at C speed
-        instead of framing every event in Python; see ``skippable_span``.
+        ``quiet``: the complete events between the chunk's first and last event ends are
+        framed only if they are not quiet. A parser that reads only rare events (the usage
+        at the end of an OpenAI stream) then skips the bulk of a stream at C speed instead
+        of framing every event in Python; see ``skippable_span``.
         """
-        span = skippable_span(chunk, b"\n\n", reads)
+        span = skippable_span(chunk, b"\n\n", quiet)
         if span is None:
             return list(self._events(self._lines.feed(chunk)))
         start, end = span
@@ -173,9 +164,9 @@ class NDJSONFramer:
     def dropped(self) -> int:
         return self._lines.dropped
 
-    def feed(self, chunk: bytes, reads: re.Pattern[bytes] | None = None) -> list[bytes]:
-        """The lines the chunk completes; ``reads`` as in ``SSEFramer.feed``."""
-        span = skippable_span(chunk, b"\n", reads)
+    def feed(self, chunk: bytes, quiet: Quiet | None = None) -> list[bytes]:
+        """The lines the chunk completes; ``quiet`` as in ``SSEFramer.feed``."""
+        span = skippable_span(chunk, b"\n", quiet)
         lines = (
             self._lines.feed(chunk)
             if span is None

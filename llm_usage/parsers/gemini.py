@@ -77,8 +77,11 @@ class StreamParser:
         self._any: bytes | None = None
 
     event_end = None
-    reads = None  # usage comes in every chunk (a running total): no event is quiet
     settled = True
+
+    @staticmethod
+    def quiet(events: bytes) -> bool:
+        return False  # usage comes in every chunk (a running total): no event is quiet
 
     def feed(self, chunk: bytes) -> None:
         for item in self._framer.feed(chunk):

@@ -19,8 +19,6 @@ from .usage import Usage
 
 _DONE = re.compile(rb'"done"\s*:\s*true')
 _ERROR = re.compile(rb'"error"\s*:')
-READS = re.compile(rb'"done"\s*:\s*true|"error"\s*:')
-"""Finds every line ``_on_line`` reads once the model is known; the rest are quiet."""
 
 
 def _from_object(obj: Any) -> Usage:
@@ -63,12 +61,17 @@ class StreamParser:
     def settled(self) -> bool:
         return self._model is not None
 
-    @property
-    def reads(self) -> re.Pattern[bytes] | None:
-        return READS if self.settled else None
+    @staticmethod
+    def quiet(lines: bytes) -> bool:
+        """No ``"error"``, and no ``"done"`` but a single ``"done":false``: once the model
+        is known, ``_on_line`` reads only the final object and errors."""
+        at = lines.rfind(b'"done"')
+        if at >= 0 and (not lines.startswith(b":false", at + 6) or lines.rfind(b'"done"', 0, at) >= 0):
+            return False
+        return lines.rfind(b'"error"') < 0
 
     def feed(self, chunk: bytes) -> None:
-        for line in self._framer.feed(chunk, self.reads):
+        for line in self._framer.feed(chunk, self.quiet if self.settled else None):
             self._on_line(line)
 
     def _on_line(self, line: bytes) -> None:

@@ -32,20 +32,8 @@ from .tee import StreamTee
 
 logger = logging.getLogger(__name__)
 
-CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization")
 _MODEL_KEY = re.compile(rb'"model(?:Version)?"\s*:\s*"[^"]')
 """A response body's served-model key with a non-empty string (Gemini: modelVersion)."""
-
-
-def request_secrets(request: http.Request) -> tuple[str, ...]:
-    """Every query value and credential the request carries as it goes upstream (after
-    every addon had its turn: one may set the real key): removed from any error text
-    before it is stored or printed, since a provider's error page may echo them."""
-    found = [value for _name, value in request.query.items(multi=True)] if "?" in request.path else []
-    for name in CREDENTIAL_HEADERS:
-        for value in request.headers.get_all(name):
-            found += [value, value.partition(" ")[2]]  # "Bearer <token>" and the token alone
-    return tuple(s for s in found if s)
 
 
 def record_of(flow: http.HTTPFlow, call: RoutedCall, tee: StreamTee | None, failure: str | None) -> CallRecord:
@@ -54,15 +42,12 @@ def record_of(flow: http.HTTPFlow, call: RoutedCall, tee: StreamTee | None, fail
     request, response = flow.request, flow.response
     stream_usage = tee.finish() if tee is not None else None
     body = (response.raw_content or b"") if response is not None and tee is None else b""
-    content_type = response.headers.get("content-type", "") if response is not None else ""
-    content_encoding = response.headers.get("content-encoding", "") if response is not None else ""
     # The request body (often hundreds of kB from a coding tool) only matters when the
     # response names no model; a successful plain one with a "model" key does.
     if stream_usage is not None:
         wants_request = stream_usage.model is None
     else:
-        names_model = response is not None and response.status_code < 400 and not content_encoding
-        wants_request = not (names_model and _MODEL_KEY.search(body))
+        wants_request = not (response is not None and response.status_code < 400 and _MODEL_KEY.search(body))
     return CallRecord(
         provider=call.provider,
         wire_format=call.format,
@@ -77,11 +62,10 @@ def record_of(flow: http.HTTPFlow, call: RoutedCall, tee: StreamTee | None, fail
         stream_error=tee.parse_error if tee is not None else None,
         first_byte_at=tee.first_byte_at if tee is not None else None,
         body=body,
-        content_type=content_type,
-        content_encoding=content_encoding,
+        response_headers=response.headers.fields if response is not None else (),
         request_body=(request.raw_content or b"") if wants_request else b"",
-        request_encoding=request.headers.get("content-encoding", ""),
-        secrets=request_secrets(request),
+        request_headers=request.headers.fields,
+        request_target=request.path,
     )
 
 

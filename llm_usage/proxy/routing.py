@@ -28,6 +28,7 @@ from ..config.providers import RESERVED_SLUGS, Provider
 from ..parsers import WireFormat, wire_format
 from ..web.access import SESSION_COOKIE
 from .clients import client_family
+from .headers import header_values
 from .include_usage import inject_include_usage
 
 if TYPE_CHECKING:
@@ -110,6 +111,9 @@ def retarget(request: http.Request, provider: Provider, path: str) -> None:
     request.host_header = url.hostport(provider.scheme, provider.host, provider.port)
 
 
+_REQUEST_HEADERS = frozenset((b"cookie", b"user-agent", b"x-title", b"http-referer", b"content-encoding"))
+
+
 class Router:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -144,16 +148,16 @@ class Router:
             return None
         request = flow.request
         retarget(request, provider, provider.base_path + route.path + route.query)
-        headers = request.headers
-        if SESSION_COOKIE in headers.get("cookie", ""):
+        headers = header_values(request.headers.fields, _REQUEST_HEADERS)
+        if SESSION_COOKIE in headers.get(b"cookie", ""):
             strip_session_cookie(request)
         fmt = wire_format(provider.format, route.path)
         injected = False
         if provider.inject_stream_usage and fmt.name == "openai":
-            body = request.get_content(strict=False) if "content-encoding" in headers else request.raw_content
+            body = request.get_content(strict=False) if headers.get(b"content-encoding") else request.raw_content
             new_body = inject_include_usage(route.path, body) if body else None
             if new_body is not None:
                 request.content = new_body
                 injected = True
-        client = client_family(headers.get("user-agent"), headers.get("x-title"), headers.get("http-referer"))
+        client = client_family(headers.get(b"user-agent"), headers.get(b"x-title"), headers.get(b"http-referer"))
         return RoutedCall(provider, fmt, route.path, client, injected)

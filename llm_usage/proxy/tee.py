@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 
 from ..parsers import StreamParser
-from ..parsers.framing import quiet
 from ..parsers.usage import Usage
 from .decoding import Decoder
 from .include_usage import UsageChunkFilter
@@ -30,7 +29,7 @@ event at a time, and parsing each alone would cost more than the parsing itself.
 class StreamTee:
     """``tee(chunk)`` -> the bytes to send on; ``tee.finish()`` -> the usage seen.
 
-    Quiet chunks -- whole events the parser would skip anyway (``framing.quiet``: the
+    Quiet chunks -- whole events the parser would skip anyway (``parser.quiet``: the
     content deltas, nearly all of a stream) -- are not even copied for it, once it has read
     the stream's opening events and the bytes so far end at an event boundary. Skipping
     whole events leaves the parser where it would have been, so the usage is the same.
@@ -68,6 +67,8 @@ class StreamTee:
         self.parse_error: str | None = None
 
     def __call__(self, chunk: bytes) -> bytes | list[bytes]:
+        """The bytes to send on for ``chunk``. This runs for every event of every stream
+        (mitmproxy hands a fast stream over an event at a time), so it is one function."""
         if not chunk:
             return self._end()
         if self.first_byte_at is None:
@@ -76,19 +77,16 @@ class StreamTee:
         out = decoded if self._forward_decoded else chunk
         if self._filter is not None:
             out = self._filter(out)
-        if self._parser is not None and decoded:
-            self._tee(self._parser, decoded)
+        parser = self._parser
+        if parser is not None and decoded:
+            end = parser.event_end
+            whole = end is not None and decoded.endswith(end)
+            if not (whole and self._at_boundary and parser.settled and parser.quiet(decoded)):
+                self._batch += decoded
+                self._at_boundary = whole
+                if not parser.settled or len(self._batch) >= PARSE_BATCH_BYTES:
+                    self._feed_batch()  # the stream's opening events are read at once
         return out if out else _NOTHING
-
-    def _tee(self, parser: StreamParser, data: bytes) -> None:
-        event_end = parser.event_end
-        whole = event_end is not None and data.endswith(event_end)
-        if whole and self._at_boundary and quiet(parser.reads, data):
-            return
-        self._batch += data
-        self._at_boundary = whole
-        if not parser.settled or len(self._batch) >= PARSE_BATCH_BYTES:
-            self._feed_batch()  # the stream's opening events are read at once
 
     def _decode(self, chunk: bytes) -> bytes:
         try:
