@@ -16,8 +16,11 @@ from llm_usage.store.schema import open_database
 from llm_usage.web import queries as stats
 from llm_usage.web.endpoints import ENDPOINTS
 from llm_usage.web.params import (
+    FILTER_PARAMS,
     Filters,
+    Page,
     ParamError,
+    Series,
     Window,
     parse_filters,
     parse_page,
@@ -251,6 +254,27 @@ def test_sorted_by_cost_then_requests(conn: sqlite3.Connection) -> None:
     providers = stats.summary(conn, filters())["by_provider"]
     costs = [p["cost_usd"] or 0 for p in providers]
     assert costs == sorted(costs, reverse=True)
+
+
+def test_ties_are_broken_by_requests_then_name() -> None:
+    """Same cost: more requests first; same cost and requests: by name; unpriced last.
+
+    ``alpha`` falls in the window's partial first hour, read from ``requests``, the others in
+    whole hours read from the rollup first: the groups come out of SQL in another order."""
+    db = open_database(":memory:")
+    rows = [("zeta", 1.0), ("alpha", 1.0), ("beta", 0.5), ("beta", 0.5), ("gamma", 1.0), ("mute", None)]
+    db.table("requests").insert_all(
+        {
+            "timestamp": f"2026-11-28T{'09:45' if name == 'alpha' else '10:30'}:00.000+00:00",
+            "provider": name,
+            "input_tokens": 1,
+            "cost_usd": cost,
+        }
+        for name, cost in rows
+    )
+    window = filters(since="2026-11-28T09:30:00Z")
+    order = [(p["provider"], p["cost_usd"], p["requests"]) for p in stats.by_provider(db, window)["providers"]]
+    assert order == [("beta", 1.0, 2), ("alpha", 1.0, 1), ("gamma", 1.0, 1), ("zeta", 1.0, 1), ("mute", None, 1)]
 
 
 # ---------------------------------------------------------------- the rollup adds up
@@ -491,14 +515,43 @@ def test_every_bad_parameter_is_named(endpoint: str, query: str, name: str) -> N
     assert str(error.value).startswith(name)
 
 
+def _utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
 @pytest.mark.parametrize(
-    "query",
-    ["", "days=1", "days=3660", "tz=America/New_York&days=7", "since=2026-11-01&until=2026-11-02T12:30:00Z",
-     "since=2026-11-01T10:00:00.123456+05:30", "since=2026-11-01T10:00:00%2B05:30",
-     "provider=openai&model=gpt-5&client=Claude Code"],
-)  # fmt: skip
-def test_good_parameters(query: str) -> None:
-    _parse("summary", query)
+    ("query", "expected"),
+    [
+        ("", Filters()),
+        ("days=1", Filters(Window(since=_utc(2026, 11, 29)))),  # today so far (NOW is 2026-11-29 12:00 UTC)
+        ("days=3660", Filters(Window(since=_utc(2016, 11, 22)))),  # 3,659 days back: two of them Feb 29
+        # 7 calendar days in New York: from midnight EST on the 23rd, 05:00 UTC
+        ("tz=America/New_York&days=7", Filters(Window(since=_utc(2026, 11, 23, 5), tz=ZoneInfo("America/New_York")))),
+        ("since=2026-11-01&until=2026-11-02T12:30:00Z", Filters(Window(_utc(2026, 11, 1), _utc(2026, 11, 2, 12, 30)))),
+        ("since=2026-11-01T10:00:00.123456+05:30", Filters(Window(since=_utc(2026, 11, 1, 4, 30, 0, 123456)))),
+        ("since=2026-11-01T10:00:00%2B05:30", Filters(Window(since=_utc(2026, 11, 1, 4, 30)))),
+        ("since=2026-11-01T10:00:00+05:30", Filters(Window(since=_utc(2026, 11, 1, 4, 30)))),  # "+" read as " "
+        (
+            "tz=Asia/Kolkata&since=2026-11-01",
+            Filters(Window(since=_utc(2026, 10, 31, 18, 30), tz=ZoneInfo("Asia/Kolkata"))),
+        ),
+        (
+            "provider=openai&model=gpt-5&client=Claude Code",
+            Filters(provider="openai", model="gpt-5", client="Claude Code"),
+        ),
+    ],
+)
+def test_good_parameters_are_read_as_meant(query: str, expected: Filters) -> None:
+    from urllib.parse import parse_qsl
+
+    _parse("summary", query)  # and the endpoint accepts them
+    assert parse_filters(single_values(parse_qsl(query, keep_blank_values=True), FILTER_PARAMS), NOW) == expected
+
+
+def test_page_and_series_parameters_are_read_as_meant() -> None:
+    assert parse_page({"limit": "500", "offset": "20", "status": "partial"}) == Page(500, 20, "partial")
+    assert parse_page({}) == Page(50, 0, None)
+    assert parse_series({"bucket": "hour"}) == Series("hour") and parse_series({}) == Series("day")
 
 
 @pytest.mark.parametrize(
