@@ -49,8 +49,10 @@ browser:
 		echo "NOTE: /usr/bin/chromium is missing and cannot be installed here (needs root + apt-get); the browser tests will be skipped"; \
 	fi
 
+# Two workers (pytest-xdist): the end-to-end tests spend most of their time waiting on
+# the processes they start. ARGS="-n 0" runs everything in one process.
 test: $(STAMP_TEST) browser
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n 2 $(ARGS)
 
 lint: $(STAMP_TEST)
 	$(PY) -m ruff check .
