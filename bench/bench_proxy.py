@@ -52,7 +52,8 @@ class Service:
     def __init__(self, name: str, cmd: list[str], port: int, workdir: Path) -> None:
         self.name, self.port = name, port
         self.log = (workdir / f"{name}.log").open("wb")
-        self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the mock is tests.support.mock_upstream
+        self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         wait_for_port(port, timeout=30, proc=self.proc)
 
     def cpu_seconds(self) -> float:
@@ -73,7 +74,7 @@ class Service:
 
 def start(workdir: Path) -> dict[str, Service]:
     port = free_port()
-    mock = Service("mock", [sys.executable, "-m", "tests.support.mock_upstream", "--port", str(port)], port, ROOT)
+    mock = Service("mock", [sys.executable, "-m", "tests.support.mock_upstream", "--port", str(port)], port, workdir)
     upstream = f"http://127.0.0.1:{mock.port}"
     bare = ["--set", "flow_detail=0", "--set", "connection_strategy=lazy"]  # lazy: as the addon sets it for itself
     services = {"mock": mock}
