@@ -96,7 +96,7 @@ def test_account_never_raises() -> None:
     row, line = account(broken, Pricer({}, {}))
     assert row["provider"] == "anthropic" and row["error"]
     assert row["error"].startswith("llm-usage could not account for this call: AttributeError")
-    assert "ERROR HTTP 200" in line
+    assert "ERROR llm-usage could not account" in line
 
 
 def test_the_secrets_of_a_request_are_its_credentials_and_query_values() -> None:

@@ -206,13 +206,13 @@ def test_a_model_list_is_not_a_call_with_missing_usage(addon: Addon) -> None:
     proxy, tctx = addon
     flow = _flow("/openai/v1/models", b"", method="GET")
     exchange(proxy, tctx, flow, _response({"object": "list", "data": []}))
-    assert rows(proxy, "method, usage_status, cost_usd, error") == [("GET", None, None, None)]
+    assert rows(proxy, "method, usage_status, cost_usd, error") == [("GET", "none", None, None)]
 
 
 def test_token_counting_owes_no_usage(addon: Addon) -> None:
     proxy, tctx = addon
     exchange(proxy, tctx, _flow("/anthropic/v1/messages/count_tokens", {"model": "c"}), _response({"input_tokens": 12}))
-    assert rows(proxy, "usage_status, cost_usd") == [(None, None)]
+    assert rows(proxy, "usage_status, cost_usd, input_tokens") == [("none", None, None)]
 
 
 def test_a_body_with_a_lone_surrogate_is_still_routed_injected_and_recorded(addon: Addon) -> None:

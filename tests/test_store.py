@@ -222,7 +222,7 @@ def test_seed_database_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
     db.close()
     again = open_database(str(path))
     assert again.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall() == applied
-    assert len(applied) == len(set(applied)) == 5
+    assert len(applied) == len(set(applied)) == 6
     assert again.execute("SELECT timestamp FROM requests WHERE provider = 'x'").fetchone() == ("2026-06-03 10:00:00",)
     assert again.execute("SELECT sum(requests), sum(input_tokens) FROM requests_hourly").fetchone() == (5, 1155)
     again.close()
@@ -254,4 +254,50 @@ def test_stats_work_on_migrated_rows(tmp_path: Path) -> None:
     db.table("requests").insert({"timestamp": "2026-06-02T10:00:00.000+00:00", "provider": "gemini", "cost_usd": 0.5})
     db.close()
     assert queries.summary(conn, f)["totals"]["total_requests"] == 5
+    conn.close()
+
+
+def test_requests_that_owe_no_usage_stop_counting_as_failed_calls(tmp_path: Path) -> None:
+    """m006: an old database's pre-connects, model lists and token counts become
+    ``usage_status`` 'none' and leave the error count; the rollup is rebuilt to match,
+    and its triggers count new rows the same way."""
+    path = tmp_path / "usage.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE requests (id INTEGER PRIMARY KEY, timestamp TEXT, provider TEXT, model TEXT, "
+                 "endpoint TEXT, method TEXT, input_tokens INTEGER, output_tokens INTEGER, total_tokens INTEGER, "
+                 "cost_usd FLOAT, duration_ms FLOAT, streaming INTEGER, status_code INTEGER, error TEXT)")  # fmt: skip
+    old = [
+        ("HEAD", "/", 404, "HTTP 404", None),  # Claude Code's pre-connect
+        ("GET", "/v1/models", 401, "Incorrect API key provided", None),
+        ("POST", "/v1/messages/count_tokens", 200, None, None),
+        ("GET", "/v1/responses", 101, None, None),  # a whole WebSocket, before they were read
+        ("POST", "/v1beta/models/gemini-2.5-pro:generateContent", 500, "HTTP 500", None),
+        ("POST", "/v1/chat/completions", 200, None, 12),
+    ]
+    conn.executemany(
+        "INSERT INTO requests (timestamp, provider, endpoint, method, status_code, error, input_tokens) "
+        "VALUES ('2026-06-01T10:00:00.000+00:00', 'p', ?, ?, ?, ?, ?)",
+        [(endpoint, method, status, error, tokens) for method, endpoint, status, error, tokens in old],
+    )
+    conn.commit()
+    conn.close()
+    db = open_database(str(path))
+    got = db.execute("SELECT method, usage_status, error, transport FROM requests ORDER BY id").fetchall()
+    assert got == [
+        ("HEAD", "none", None, "http"),
+        ("GET", "none", "Incorrect API key provided", "http"),
+        ("POST", "none", None, "http"),
+        ("GET", "none", None, "websocket"),
+        ("POST", None, "HTTP 500", "http"),
+        ("POST", None, None, "http"),
+    ]
+    db.table("requests").insert({"timestamp": "2026-06-01T11:00:00.000+00:00", "provider": "p", "method": "OPTIONS",
+                                 "status_code": 404, "usage_status": "none"})  # fmt: skip
+    db.close()
+    conn = open_read_only(path)
+    f = parse_filters({"since": "2026-06-01", "until": "2026-06-02"}, datetime(2026, 6, 3, tzinfo=UTC))
+    totals = queries.summary(conn, f)["totals"]
+    assert (totals["total_requests"], totals["error_requests"], totals["no_usage_requests"]) == (7, 1, 5)
+    listed = queries.recent_requests(conn, f, parse_page({"status": "no-usage"}))
+    assert listed["total"] == 5 and {r["method"] for r in listed["requests"]} == {"HEAD", "GET", "POST", "OPTIONS"}
     conn.close()

@@ -18,7 +18,7 @@ from ..parsers.usage import Usage
 from .line import summary_line
 from .pricing import UNPRICED, Pricer
 from .record import CallRecord
-from .row import Row, build_row, redact, usage_status
+from .row import Row, build_row, owes_usage, redact, usage_status
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,13 @@ def account(record: CallRecord, pricer: Pricer) -> tuple[Row, str]:
 def _account(record: CallRecord, pricer: Pricer) -> tuple[Row, tuple[str, ...]]:
     status_code = record.status_code
     body = decoded(record.body, record.content_encoding)
-    usage, unreadable = _usage(record, body)
+    owed = owes_usage(record)
+    # A request that owes no usage is not read for one: a stored response fetched again
+    # (GET /v1/responses/<id>) carries a usage that was counted when it was made.
+    usage, unreadable = _usage(record, body) if owed else (Usage(), None)
     error = record.failure
     if error is None and status_code is not None and status_code >= 400:
-        error = usage.error or (error_message(body) if body else None) or f"HTTP {status_code}"
+        error = usage.error or (error_message(body) if body else None) or (f"HTTP {status_code}" if owed else None)
     error = error or usage.error or unreadable or record.stream_error
     if error:
         error = redact(error, record.secrets())

@@ -45,6 +45,8 @@ class CallRecord:
     key). Held only until the row is built; the row never holds a header."""
     request_target: str = ""
     """The upstream path with its query, as sent."""
+    transport: str = "http"
+    """``http``, or ``websocket`` for a call made on a socket (``proxy/sockets.py``)."""
 
     @property
     def streamed(self) -> bool:

@@ -41,6 +41,8 @@ class Row(TypedDict):
     usage_status: str | None
     client: str | None
     cache_savings_usd: float | None
+    transport: str
+    """``http``, or ``websocket``: a call made on a socket, one row per request message."""
 
 
 COLUMNS: tuple[str, ...] = tuple(Row.__annotations__)
@@ -59,22 +61,40 @@ def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000, 3)
 
 
-NO_USAGE_ENDPOINTS = re.compile(r"/count_tokens$|:countTokens$|/models(?:/[^/]+)?$")
-"""Calls that never report usage (token counting, model lists): no usage is due."""
+NO_USAGE_ENDPOINTS = re.compile(r"/count_tokens$|:countTokens$|/models(?:/[^/:]+)?$")
+"""Token counting and model lists (``/v1/models``, ``/v1beta/models/gemini-2.5-pro``, but
+not ``/v1beta/models/gemini-2.5-pro:generateContent``)."""
+
+
+def owes_usage(record: CallRecord) -> bool:
+    """The one rule for "is this a billed call?": a POST to any endpoint but token counting
+    and model lists, or a request message on a socket (``proxy/sockets.py``).
+
+    Everything else is traffic that owes no usage: Claude Code's ``HEAD /`` pre-connect at
+    start (answered 404 upstream), CORS ``OPTIONS``, ``GET`` model lists and stored
+    responses (``GET /v1/responses/<id>`` repeats a usage already counted). Such a request
+    is logged with ``usage_status`` 'none', no tokens and no cost, and is never a failed,
+    unpriced or missing-usage call.
+    """
+    if record.transport == "websocket":
+        return True
+    return record.method == "POST" and not NO_USAGE_ENDPOINTS.search(record.path)
 
 
 def usage_status(record: CallRecord, usage: Usage) -> str | None:
     """``usage_status`` for the row: what the parser saw, corrected by how the call ended.
 
     A stream that ended in an error was cut short, whatever the last usage said (Gemini
-    repeats a running total in every chunk). A call that failed without any usage, or
-    that never owes usage, gets NULL rather than "missing"."""
+    repeats a running total in every chunk). A call that failed without any usage gets
+    NULL rather than "missing"; one that owes no usage gets 'none'."""
+    if not owes_usage(record):
+        return "none"
     failed = record.failure is not None
     if failed and record.streamed:
         return "partial"
     if usage.has_counts:
         return usage.status
-    if failed or (record.status_code or 0) >= 400 or record.method != "POST" or NO_USAGE_ENDPOINTS.search(record.path):
+    if failed or (record.status_code or 0) >= 400 or usage.error:  # e.g. a socket's "error" event
         return None
     return "missing"
 
@@ -126,4 +146,5 @@ def build_row(record: CallRecord, usage: Usage, priced: Priced, status: str | No
         usage_status=status,
         client=record.client,
         cache_savings_usd=_money(priced.cache_savings_usd),
+        transport=record.transport,
     )

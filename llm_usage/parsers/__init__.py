@@ -48,6 +48,17 @@ class StreamParser(Protocol):
     def finish(self) -> Usage: ...
 
 
+class SocketParser(StreamParser, Protocol):
+    """A stream parser that also reads a WebSocket's messages, one event each."""
+
+    @property
+    def ended(self) -> bool:
+        """Has the call's final event arrived?"""
+        ...
+
+    def feed_event(self, data: bytes) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class WireFormat:
     name: str
@@ -55,10 +66,20 @@ class WireFormat:
     stream_parser: Callable[[str], StreamParser]
     requested_model: Callable[[str, dict[str, Any]], str | None]
     """The model the client asked for (body or URL): the row's model when the response names none."""
+    socket_paths: re.Pattern[str] | None = None
+    """Paths whose WebSocket carries calls, one per client request message, read by a
+    ``SocketParser`` from ``stream_parser`` (``proxy/sockets.py``)."""
 
 
 FORMATS: dict[str, WireFormat] = {
-    "openai": WireFormat("openai", openai.parse_response, openai.StreamParser, openai.requested_model),
+    "openai": WireFormat(
+        "openai",
+        openai.parse_response,
+        openai.StreamParser,
+        openai.requested_model,
+        # The Responses API's WebSocket mode: https://developers.openai.com/api/docs/guides/websocket-mode
+        socket_paths=re.compile(r"/responses$"),
+    ),
     "anthropic": WireFormat("anthropic", anthropic.parse_response, anthropic.StreamParser, anthropic.requested_model),
     "gemini": WireFormat("gemini", gemini.parse_response, gemini.StreamParser, gemini.requested_model),
     "ollama": WireFormat("ollama", ollama.parse_response, ollama.StreamParser, ollama.requested_model),
@@ -106,4 +127,13 @@ def parse_whole(fmt: WireFormat, body: bytes, content_type: str) -> Usage:
     return fmt.parse_response(body)
 
 
-__all__ = ["FORMATS", "StreamParser", "Usage", "WireFormat", "is_streamed", "parse_whole", "wire_format"]
+__all__ = [
+    "FORMATS",
+    "SocketParser",
+    "StreamParser",
+    "Usage",
+    "WireFormat",
+    "is_streamed",
+    "parse_whole",
+    "wire_format",
+]

@@ -161,9 +161,18 @@ class StreamParser:
 
     def feed(self, chunk: bytes) -> None:
         for _event, data in self._framer.feed(chunk, self.quiet if self.settled else None):
-            self._on_data(data)
+            self.feed_event(data)
 
-    def _on_data(self, data: bytes) -> None:
+    @property
+    def ended(self) -> bool:
+        """A final event arrived (``response.completed`` / ``.incomplete`` / ``.failed``, or
+        an ``error`` event): on a Responses API WebSocket, the call is over."""
+        return self._terminal is not None or self._error is not None
+
+    def feed_event(self, data: bytes) -> None:
+        """One event's JSON, already framed: an SSE ``data:`` payload, or a WebSocket
+        message's text (the Responses API's WebSocket mode sends the same events as its
+        SSE stream, one per message: ``proxy/sockets.py``)."""
         if self.quiet(data):  # nearly every event: no JSON
             if not self.settled:
                 self._read_model(data)
@@ -212,7 +221,7 @@ class StreamParser:
 
     def finish(self) -> Usage:
         for _event, data in self._framer.flush():
-            self._on_data(data)
+            self.feed_event(data)
         if self._framer.dropped:
             self._warnings.append(f"{self._framer.dropped} over-long SSE line(s) skipped")
         if self._terminal is not None:

@@ -40,6 +40,8 @@ class LlmUsage:
         self.responseheaders = self.capture.responseheaders
         self.response = self.capture.response
         self.error = self.capture.error
+        self.websocket_message = self.capture.websocket_message
+        self.websocket_end = self.capture.websocket_end
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         self.settings.load(loader)
@@ -79,10 +81,11 @@ class LlmUsage:
         writer.submit(partial(self._build, record, flow, self.settings.pricer))
 
     def _build(self, record: CallRecord, flow: http.HTTPFlow, pricer: Pricer) -> tuple[Row, str]:
-        """On the writer thread: the row, and the line as the flow's comment (mitmweb shows it)."""
+        """On the writer thread: the row, and the line as the flow's comment (mitmweb shows it;
+        a socket's flow gets one line per call, in order)."""
         row, line = account(record, pricer)
         try:
-            flow.comment = line
+            flow.comment = f"{flow.comment}\n{line}" if record.transport == "websocket" and flow.comment else line
             if self._announce is not None:
                 self._announce(flow)
         except Exception:  # e.g. mitmweb's loop already closed: the row still counts

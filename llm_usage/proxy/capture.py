@@ -6,6 +6,10 @@
 - ``response``: the call finished; ``error``: upstream unreachable, reset, or client gone
   mid-stream. Either way the call becomes a ``CallRecord`` (plain data, no parsing) that
   is handed on; its row is built off the event loop (``accounting.account``).
+- A ``101`` that opens a WebSocket is no call: the socket's own calls (the Responses API's
+  ``response.create`` messages) are read by ``sockets.ResponsesSocket`` through
+  ``websocket_message`` until ``websocket_end``. A socket on any other path, whose
+  messages no parser reads, is one call from opening to end (its usage missing).
 
 Per-call state lives here, keyed by ``flow.id``, and is dropped when the call ends -- never
 in ``flow.metadata``, which mitmproxy serializes when it saves flows (``-w``, mitmweb's
@@ -28,6 +32,7 @@ from ..parsers.usage import Usage
 from .decoding import make_decoder
 from .include_usage import UsageChunkFilter
 from .routing import RoutedCall
+from .sockets import ResponsesSocket, carries_calls
 from .tee import StreamTee
 
 logger = logging.getLogger(__name__)
@@ -55,7 +60,7 @@ def record_of(flow: http.HTTPFlow, call: RoutedCall, tee: StreamTee | None, fail
         method=request.method,
         client=call.client,
         started_at=request.timestamp_start,
-        ended_at=(response.timestamp_end if response is not None else None) or time.time(),
+        ended_at=_ended_at(flow),
         status_code=response.status_code if response is not None else None,
         failure=failure,
         stream_usage=stream_usage,
@@ -66,7 +71,14 @@ def record_of(flow: http.HTTPFlow, call: RoutedCall, tee: StreamTee | None, fail
         request_body=(request.raw_content or b"") if wants_request else b"",
         request_headers=request.headers.fields,
         request_target=request.path,
+        transport="http" if flow.websocket is None else "websocket",
     )
+
+
+def _ended_at(flow: http.HTTPFlow) -> float:
+    if flow.websocket is not None and flow.websocket.timestamp_end:
+        return flow.websocket.timestamp_end
+    return (flow.response.timestamp_end if flow.response is not None else None) or time.time()
 
 
 def stream_tee(call: RoutedCall, response: http.Response, content_type: str) -> StreamTee:
@@ -101,6 +113,7 @@ class Capture:
         self.submit = submit
         self._calls: dict[str, RoutedCall] = {}
         self._tees: dict[str, StreamTee] = {}
+        self._sockets: dict[str, ResponsesSocket] = {}
 
     def begin(self, flow: http.HTTPFlow, call: RoutedCall) -> None:
         self._calls[flow.id] = call
@@ -116,10 +129,32 @@ class Capture:
             response.stream = tee
 
     def response(self, flow: http.HTTPFlow) -> None:
+        if flow.websocket is not None and flow.id in self._calls:  # the 101: a socket opens
+            call = self._calls[flow.id]
+            if carries_calls(call):
+                del self._calls[flow.id]
+                self._sockets[flow.id] = ResponsesSocket(call, flow, self.submit)
+            return  # any other socket stays one call, ended by websocket_end
         self._end(flow, None)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        if flow.websocket is not None:
+            self.websocket_end(flow)
+            return
         self._end(flow, flow.error.msg if flow.error else "connection failed")
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        socket = self._sockets.get(flow.id)
+        if socket is not None:
+            message = flow.websocket.messages[-1]  # type: ignore[union-attr]
+            socket.message(message.content, message.from_client, message.timestamp)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        socket = self._sockets.pop(flow.id, None)
+        if socket is not None:
+            socket.end(time.time())
+        else:
+            self._end(flow, None)
 
     def _end(self, flow: http.HTTPFlow, failure: str | None) -> None:
         call = self._calls.pop(flow.id, None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from . import rollup
+
 MIGRATIONS = Migrations("llm_usage")
 
 SEED_COLUMNS = {
@@ -77,59 +79,10 @@ def m004_client_and_cache_savings(db: Database) -> None:
 #   are plain string ranges over the ``timestamp`` index; a row whose timestamp SQLite
 #   cannot parse is left as it was.
 # - ``(provider|model|client, timestamp)`` indexes for the filtered, newest-first request log.
-# - ``requests_hourly``: the same sums per UTC hour, provider, model and client, kept by
-#   triggers (insert, delete, update). Stats read whole hours from it and only the partial
-#   hours at the edges of a range from ``requests``. NULL keys are stored as ''.
-_HOURLY_SUMS = (
-    # column, type, value added per row (``R`` is NEW or OLD)
-    ("requests", "INTEGER", "1"),
-    ("input_tokens", "INTEGER", "coalesce(R.input_tokens, 0)"),
-    ("output_tokens", "INTEGER", "coalesce(R.output_tokens, 0)"),
-    ("total_tokens", "INTEGER", "coalesce(R.total_tokens, 0)"),
-    ("cache_read_tokens", "INTEGER", "coalesce(R.cache_read_tokens, 0)"),
-    ("cache_write_tokens", "INTEGER", "coalesce(R.cache_write_tokens, 0)"),
-    ("reasoning_tokens", "INTEGER", "coalesce(R.reasoning_tokens, 0)"),
-    ("cost_usd", "REAL", "coalesce(R.cost_usd, 0)"),
-    ("priced_requests", "INTEGER", "(R.cost_usd IS NOT NULL)"),
-    ("cache_savings_usd", "REAL", "coalesce(R.cache_savings_usd, 0)"),
-    ("error_requests", "INTEGER", "(R.error IS NOT NULL OR coalesce(R.status_code, 0) >= 400)"),
-    (
-        "unpriced_requests",
-        "INTEGER",
-        "(R.cost_usd IS NULL AND R.error IS NULL AND coalesce(R.status_code, 0) < 400"
-        " AND (R.input_tokens IS NOT NULL OR R.output_tokens IS NOT NULL))",
-    ),
-    ("partial_requests", "INTEGER", "(coalesce(R.usage_status, '') = 'partial')"),
-    ("missing_usage_requests", "INTEGER", "(coalesce(R.usage_status, '') = 'missing')"),
-    ("streaming_requests", "INTEGER", "(coalesce(R.streaming, 0) != 0)"),
-    ("duration_ms", "REAL", "coalesce(R.duration_ms, 0)"),
-    ("timed_requests", "INTEGER", "(R.duration_ms IS NOT NULL)"),
-)
-_HOURLY_KEYS = (
-    ("hour", "substr(R.timestamp, 1, 13)"),
-    ("provider", "coalesce(R.provider, '')"),
-    ("model", "coalesce(R.model, '')"),
-    ("client", "coalesce(R.client, '')"),
-)
-
-
+# - ``requests_hourly`` (``store/rollup.py``): the same sums per UTC hour, kept by triggers.
 _CANONICAL_TIMESTAMP = (
     "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]+00:00"
 )
-
-
-def _hourly_upsert(row: str, sign: str) -> str:
-    """Add (sign '') or subtract (sign '-') the ``row`` (NEW or OLD) to its hour's sums."""
-    names = [name for name, _ in _HOURLY_KEYS] + [name for name, _, _ in _HOURLY_SUMS]
-    values = [expr for _, expr in _HOURLY_KEYS] + [f"{sign}{expr}" for _, _, expr in _HOURLY_SUMS]
-    keys = ", ".join(name for name, _ in _HOURLY_KEYS)
-    sets = ", ".join(f"{name} = {name} + excluded.{name}" for name, _, _ in _HOURLY_SUMS)
-    # "WHERE" is required here: it tells SQLite's parser the ON belongs to the upsert.
-    sql = (
-        f"INSERT INTO requests_hourly ({', '.join(names)}) SELECT {', '.join(values)} "
-        f"WHERE R.timestamp IS NOT NULL ON CONFLICT ({keys}) DO UPDATE SET {sets};"
-    )
-    return sql.replace("R.", f"{row}.")
 
 
 @MIGRATIONS()
@@ -141,25 +94,30 @@ def m005_stats_rollup_and_indexes(db: Database) -> None:
     )
     for column in ("provider", "model", "client"):
         db.table("requests").create_index([column, "timestamp"], if_not_exists=True)
-    sums = ", ".join(f"{name} {sql_type} NOT NULL DEFAULT 0" for name, sql_type, _ in _HOURLY_SUMS)
+    rollup.rebuild(db)
+
+
+# m006: the transport a call came by (``http`` or ``websocket``), and the requests that owe
+# no usage (``accounting.row.owes_usage``: HEAD/OPTIONS pre-connects, model lists, token
+# counting) marked ``usage_status`` 'none' instead of counting as failed calls; a status
+# the proxy wrote in place of a provider's message ("HTTP 404") is dropped from them.
+# Earlier rows of a socket's handshake (status 101) were whole WebSocket connections.
+_NO_USAGE_ROWS = (
+    "method != 'POST' OR endpoint GLOB '*/count_tokens' OR endpoint GLOB '*:countTokens' "
+    "OR endpoint GLOB '*/models' OR (endpoint GLOB '*/models/*' AND NOT endpoint GLOB '*/models/*[/:]*')"
+)
+
+
+@MIGRATIONS()
+def m006_transport_and_no_usage(db: Database) -> None:
+    _add_columns(db, {"transport": str})
+    db.execute("UPDATE requests SET transport = CASE WHEN status_code = 101 THEN 'websocket' ELSE 'http' END")
     db.execute(
-        "CREATE TABLE IF NOT EXISTS requests_hourly (hour TEXT NOT NULL, provider TEXT NOT NULL, "
-        f"model TEXT NOT NULL, client TEXT NOT NULL, {sums}, PRIMARY KEY (hour, provider, model, client)) WITHOUT ROWID"
+        "UPDATE requests SET usage_status = 'none', "
+        "error = CASE WHEN error GLOB 'HTTP [0-9][0-9][0-9]' THEN NULL ELSE error END "
+        f"WHERE ({_NO_USAGE_ROWS}) AND coalesce(input_tokens, output_tokens) IS NULL"
     )
-    names = [name for name, _ in _HOURLY_KEYS] + [name for name, _, _ in _HOURLY_SUMS]
-    keys = ", ".join(expr for _, expr in _HOURLY_KEYS)
-    sums_sql = ", ".join(f"sum({expr})" for _, _, expr in _HOURLY_SUMS)
-    db.execute(
-        f"INSERT INTO requests_hourly ({', '.join(names)}) "
-        f"SELECT {keys}, {sums_sql} FROM requests AS R WHERE R.timestamp IS NOT NULL GROUP BY {keys}"
-    )
-    for event, body in (
-        ("INSERT", _hourly_upsert("NEW", "")),
-        ("DELETE", _hourly_upsert("OLD", "-")),
-        ("UPDATE", _hourly_upsert("OLD", "-") + " " + _hourly_upsert("NEW", "")),
-    ):
-        name = f"requests_hourly_{event.lower()}"
-        db.execute(f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON requests BEGIN {body} END")
+    rollup.rebuild(db)
 
 
 def migrate(db: Database) -> None:

@@ -1,12 +1,14 @@
 """The stats API's figures: plain functions of a database connection and parsed parameters.
 
 Every sum is read in one read transaction, from two places that add up exactly:
-whole UTC hours from ``requests_hourly`` (kept by triggers, see ``schema.m005``) and the
+whole UTC hours from ``requests_hourly`` (kept by triggers, see ``store/rollup.py``) and the
 partial hours at the edges of a range from ``requests`` itself (through the ``timestamp``
 index). A database without the rollup table is read from ``requests`` alone.
 
 What the counts mean (the same in every group):
-- ``error_requests``: ``error IS NOT NULL`` or ``status_code >= 400``.
+- ``error_requests``: ``error IS NOT NULL`` or ``status_code >= 400``, except requests that
+  owe no usage (``usage_status`` 'none': a pre-connect, a model list); those count under
+  ``no_usage_requests``.
 - ``unpriced_requests``: calls that did not fail and used tokens, but have no cost (no
   price known for the model); ``cost_usd`` sums the priced calls only, and is ``null``
   when a group has calls and none of them is priced -- never a silent 0. Calls without
@@ -27,43 +29,25 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..accounting.row import COLUMNS
+from ..store import rollup
 from .params import MAX_POINTS, Filters, Page, ParamError, Series, Window, local_midnight
 
-_ERROR = "(r.error IS NOT NULL OR coalesce(r.status_code, 0) >= 400)"
-
-# name -> expression over one ``requests`` row ``r``; ``requests_hourly`` has a column of the same sum.
-_SUMS: dict[str, str] = {
-    "requests": "1",
-    "input_tokens": "coalesce(r.input_tokens, 0)",
-    "output_tokens": "coalesce(r.output_tokens, 0)",
-    "total_tokens": "coalesce(r.total_tokens, 0)",
-    "cache_read_tokens": "coalesce(r.cache_read_tokens, 0)",
-    "cache_write_tokens": "coalesce(r.cache_write_tokens, 0)",
-    "reasoning_tokens": "coalesce(r.reasoning_tokens, 0)",
-    "cost_usd": "coalesce(r.cost_usd, 0)",
-    "priced_requests": "(r.cost_usd IS NOT NULL)",
-    "cache_savings_usd": "coalesce(r.cache_savings_usd, 0)",
-    "error_requests": _ERROR,
-    "unpriced_requests": (
-        f"(r.cost_usd IS NULL AND NOT {_ERROR} AND (r.input_tokens IS NOT NULL OR r.output_tokens IS NOT NULL))"
-    ),
-    "partial_requests": "(coalesce(r.usage_status, '') = 'partial')",
-    "missing_usage_requests": "(coalesce(r.usage_status, '') = 'missing')",
-    "streaming_requests": "(coalesce(r.streaming, 0) != 0)",
-    "duration_ms": "coalesce(r.duration_ms, 0)",
-    "timed_requests": "(r.duration_ms IS NOT NULL)",
-}
+_SUMS: dict[str, str] = {name: expr.replace("R.", "r.") for name, (_, expr) in rollup.SUMS.items()}
+"""name -> expression over one ``requests`` row ``r``; ``requests_hourly`` has a column of the same sum."""
+_ERROR = _SUMS["error_requests"]
 _STATUS_WHERE = {
     "error": _ERROR,
     "unpriced": _SUMS["unpriced_requests"],
     "partial": "r.usage_status = 'partial'",
     "missing": "r.usage_status = 'missing'",
+    "no-usage": "r.usage_status = 'none'",
 }
 _STATUS_COUNT = {
     "error": "error_requests",
     "unpriced": "unpriced_requests",
     "partial": "partial_requests",
     "missing": "missing_usage_requests",
+    "no-usage": "no_usage_requests",
 }
 GROUP_KEYS = ("provider", "model", "client")
 REQUEST_COLUMNS = ("id", *COLUMNS)
@@ -225,6 +209,7 @@ def figures(sums: Sums | None) -> dict[str, Any]:
         "error_requests": int(s.get("error_requests", 0)),
         "partial_requests": int(s.get("partial_requests", 0)),
         "missing_usage_requests": int(s.get("missing_usage_requests", 0)),
+        "no_usage_requests": int(s.get("no_usage_requests", 0)),
         "streaming_requests": int(s.get("streaming_requests", 0)),
         "avg_duration_ms": round(float(s["duration_ms"]) / timed, 1) if timed else None,
     }

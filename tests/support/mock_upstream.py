@@ -12,6 +12,13 @@ realistic bodies and streams; request headers steer the odd cases:
 - ``X-Mock-Cut-After: N``: reset the connection after N stream events.
 - ``X-Mock-Status: N``: answer with that HTTP error status and a provider-style error body.
 
+``GET .../responses`` with ``Upgrade: websocket`` is the Responses API's WebSocket mode:
+each ``response.create`` message is answered with the events of the SSE stream, one per
+message (echoing its ``stream_id``), ending in ``response.completed``. On the handshake,
+``X-Mock-Fixture`` replays a recorded Responses SSE stream's events instead,
+``X-Mock-Events`` / ``X-Mock-Pace-Ms`` work as above, ``X-Mock-Cut-After: N`` drops the
+socket after N events, and ``X-Mock-Status: N`` answers every turn with an ``error`` event.
+
 Every request is recorded (method, path, query, headers, body) for the tests to inspect
 at ``GET /__mock/requests`` (served directly, never through the proxy).
 
@@ -145,6 +152,8 @@ class MockUpstream:
         return web.json_response({"ok": True})
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket" and request.path.endswith("/responses"):
+            return await self._responses_socket(request)
         raw = await request.read()
         self.requests.append(
             {
@@ -339,36 +348,81 @@ class MockUpstream:
         events.append(b"data: [DONE]\n\n")
         return await self._stream(request, "text/event-stream; charset=utf-8", events)
 
-    async def _openai_responses(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    def _response_events(self, request: web.Request, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """A Responses API answer as its stream's events; the last one holds the whole response."""
         model = str(body.get("model") or "gpt-5")
-        served = f"{model}-2025-08-07"
         words = self._words(request)
-        usage = {
-            "input_tokens": 1200,
-            "input_tokens_details": {"cached_tokens": 1024},
-            "output_tokens": 64 + len(words),
-            "output_tokens_details": {"reasoning_tokens": 64},
-            "total_tokens": 1264 + len(words),
-        }
         response = {
             "id": "resp_mock",
             "object": "response",
-            "model": served,
+            "model": f"{model}-2025-08-07",
             "status": "completed",
             "output": [{"type": "message", "content": [{"type": "output_text", "text": "".join(words)}]}],
-            "usage": usage,
+            "usage": {
+                "input_tokens": 1200,
+                "input_tokens_details": {"cached_tokens": 1024},
+                "output_tokens": 64 + len(words),
+                "output_tokens_details": {"reasoning_tokens": 64},
+                "total_tokens": 1264 + len(words),
+            },
         }
+        events = [{"type": "response.created", "response": {**response, "status": "in_progress", "usage": None}}]
+        events += [{"type": "response.output_text.delta", "delta": word} for word in words]
+        events.append({"type": "response.completed", "response": response})
+        return events
+
+    async def _openai_responses(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        events = self._response_events(request, body)
         if not body.get("stream"):
-            return self._json(request, response)
+            return self._json(request, events[-1]["response"])
+        sse = [f"event: {e['type']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n".encode() for e in events]
+        return await self._stream(request, "text/event-stream; charset=utf-8", sse)
 
-        def event(kind: str, payload: dict[str, Any]) -> bytes:
-            data = json.dumps({"type": kind, **payload}, separators=(",", ":"))
-            return f"event: {kind}\ndata: {data}\n\n".encode()
+    async def _responses_socket(self, request: web.Request) -> web.WebSocketResponse:
+        """The Responses API's WebSocket mode (https://developers.openai.com/api/docs/guides/websocket-mode)."""
+        socket = web.WebSocketResponse(compress=True)  # permessage-deflate when the client offers it
+        await socket.prepare(request)
+        record: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": "",
+            "frames": [],
+        }
+        self.requests.append(record)
+        pace = float(request.headers.get("X-Mock-Pace-Ms", "0")) / 1000
+        cut_after = int(request.headers.get("X-Mock-Cut-After", "-1"))
+        sent = 0
+        async for message in socket:
+            if message.type != web.WSMsgType.TEXT:
+                continue
+            create = json.loads(message.data)
+            record["frames"].append(create)
+            if create.get("type") != "response.create":
+                continue
+            lane = {"stream_id": create["stream_id"]} if "stream_id" in create else {}
+            for event in self._socket_events(request, create):
+                if sent == cut_after:
+                    await socket.close(code=1011)
+                    return socket
+                if pace and sent:
+                    await asyncio.sleep(pace)
+                await socket.send_str(json.dumps({**event, **lane}, separators=(",", ":")))
+                sent += 1
+        return socket
 
-        events = [event("response.created", {"response": {**response, "status": "in_progress", "usage": None}})]
-        events += [event("response.output_text.delta", {"delta": w}) for w in words]
-        events.append(event("response.completed", {"response": response}))
-        return await self._stream(request, "text/event-stream; charset=utf-8", events)
+    def _socket_events(self, request: web.Request, create: dict[str, Any]) -> list[dict[str, Any]]:
+        fixture = request.headers.get("X-Mock-Fixture")
+        if fixture:
+            body = load_fixture(fixture)["response"]["body_text"]
+            data = (line[5:].strip() for line in body.splitlines() if line.startswith("data:"))
+            return [json.loads(d) for d in data if d.startswith("{")]  # not OpenRouter's "[DONE]"
+        status = request.headers.get("X-Mock-Status")
+        if status:
+            error = {"type": "invalid_request_error", "code": "mock", "message": f"mock: status {status}"}
+            return [{"type": "error", "status": int(status), "error": error}]
+        return self._response_events(request, create)
 
     # ------------------------------------------------------------ Anthropic
 

@@ -1,0 +1,86 @@
+"""``requests_hourly``: the stats' sums per UTC hour, provider, model and client.
+
+Kept by triggers on ``requests`` (insert, delete, update), so the stats read whole hours
+from it and only the partial hours at the edges of a range from ``requests``
+(``web/queries.py``). ``SUMS`` is the one definition of every figure, used both to keep
+the table and to read raw rows; NULL keys are stored as ''. When a definition changes, a
+migration calls ``rebuild``: the table and its triggers are made again from the rows.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+ERROR = "(coalesce(R.usage_status, '') != 'none' AND (R.error IS NOT NULL OR coalesce(R.status_code, 0) >= 400))"
+"""A failed call: an error, or an HTTP error status -- except for a request that owes no
+usage (``usage_status`` 'none': a pre-connect, a model list), which is traffic, not a call."""
+
+SUMS: dict[str, tuple[str, str]] = {
+    # name -> (SQL type, value added per row ``R``)
+    "requests": ("INTEGER", "1"),
+    "input_tokens": ("INTEGER", "coalesce(R.input_tokens, 0)"),
+    "output_tokens": ("INTEGER", "coalesce(R.output_tokens, 0)"),
+    "total_tokens": ("INTEGER", "coalesce(R.total_tokens, 0)"),
+    "cache_read_tokens": ("INTEGER", "coalesce(R.cache_read_tokens, 0)"),
+    "cache_write_tokens": ("INTEGER", "coalesce(R.cache_write_tokens, 0)"),
+    "reasoning_tokens": ("INTEGER", "coalesce(R.reasoning_tokens, 0)"),
+    "cost_usd": ("REAL", "coalesce(R.cost_usd, 0)"),
+    "priced_requests": ("INTEGER", "(R.cost_usd IS NOT NULL)"),
+    "cache_savings_usd": ("REAL", "coalesce(R.cache_savings_usd, 0)"),
+    "error_requests": ("INTEGER", ERROR),
+    "unpriced_requests": (
+        "INTEGER",
+        f"(R.cost_usd IS NULL AND NOT {ERROR} AND (R.input_tokens IS NOT NULL OR R.output_tokens IS NOT NULL))",
+    ),
+    "partial_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'partial')"),
+    "missing_usage_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'missing')"),
+    "no_usage_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'none')"),
+    "streaming_requests": ("INTEGER", "(coalesce(R.streaming, 0) != 0)"),
+    "duration_ms": ("REAL", "coalesce(R.duration_ms, 0)"),
+    "timed_requests": ("INTEGER", "(R.duration_ms IS NOT NULL)"),
+}
+KEYS: dict[str, str] = {
+    "hour": "substr(R.timestamp, 1, 13)",
+    "provider": "coalesce(R.provider, '')",
+    "model": "coalesce(R.model, '')",
+    "client": "coalesce(R.client, '')",
+}
+_EVENTS = ("insert", "delete", "update")
+
+
+def _upsert(row: str, sign: str) -> str:
+    """Add (sign '') or subtract (sign '-') the ``row`` (NEW or OLD) to its hour's sums."""
+    names = [*KEYS, *SUMS]
+    values = [*KEYS.values(), *(f"{sign}{expr}" for _, expr in SUMS.values())]
+    sets = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMS)
+    # "WHERE" is required here: it tells SQLite's parser the ON belongs to the upsert.
+    sql = (
+        f"INSERT INTO requests_hourly ({', '.join(names)}) SELECT {', '.join(values)} "
+        f"WHERE R.timestamp IS NOT NULL ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET {sets};"
+    )
+    return sql.replace("R.", f"{row}.")
+
+
+def rebuild(db: Database) -> None:
+    """(Re)make ``requests_hourly`` and its triggers from the current definitions and rows."""
+    for event in _EVENTS:
+        db.execute(f"DROP TRIGGER IF EXISTS requests_hourly_{event}")
+    db.execute("DROP TABLE IF EXISTS requests_hourly")
+    keys = ", ".join(f"{name} TEXT NOT NULL" for name in KEYS)
+    sums = ", ".join(f"{name} {sql_type} NOT NULL DEFAULT 0" for name, (sql_type, _) in SUMS.items())
+    db.execute(f"CREATE TABLE requests_hourly ({keys}, {sums}, PRIMARY KEY ({', '.join(KEYS)})) WITHOUT ROWID")
+    group = ", ".join(KEYS.values())
+    totals = ", ".join(f"sum({expr})" for _, expr in SUMS.values())
+    db.execute(
+        f"INSERT INTO requests_hourly ({', '.join([*KEYS, *SUMS])}) "
+        f"SELECT {group}, {totals} FROM requests AS R WHERE R.timestamp IS NOT NULL GROUP BY {group}"
+    )
+    bodies = {
+        "insert": _upsert("NEW", ""),
+        "delete": _upsert("OLD", "-"),
+        "update": _upsert("OLD", "-") + " " + _upsert("NEW", ""),
+    }
+    for event in _EVENTS:
+        db.execute(
+            f"CREATE TRIGGER requests_hourly_{event} AFTER {event.upper()} ON requests BEGIN {bodies[event]} END"
+        )

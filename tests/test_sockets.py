@@ -1,0 +1,118 @@
+"""WebSocket calls inside mitmproxy's test context: the hooks as mitmproxy calls them for a
+socket (``request``, ``responseheaders``, ``response`` for the 101, ``websocket_message``
+per message, ``websocket_end``), rows read back from the writer's database."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from mitmproxy import http, websocket
+from mitmproxy import io as mitmio
+from mitmproxy.test import tflow
+
+from llm_usage.proxy.addon import LlmUsage
+from tests.test_addon import request_hook, rows
+
+Addon = tuple[LlmUsage, Any]
+
+
+def open_socket(proxy: LlmUsage, tctx: Any, path: str = "/openai/v1/responses") -> http.HTTPFlow:
+    flow = tflow.twebsocketflow(messages=False)
+    flow.request.path = path
+    flow.request.headers["user-agent"] = "codex_exec/0.171.0 (Ubuntu 24.4.0; x86_64) unknown"
+    flow.request.headers["originator"] = "codex_exec"
+    upgrade = flow.response
+    flow.response = None
+    request_hook(proxy, tctx, flow)
+    flow.response = upgrade
+    proxy.responseheaders(flow)
+    proxy.response(flow)
+    return flow
+
+
+def send(proxy: LlmUsage, flow: http.HTTPFlow, from_client: bool, event: dict[str, Any], at: float) -> None:
+    content = json.dumps(event).encode()
+    flow.websocket.messages.append(websocket.WebSocketMessage(1, from_client, content, timestamp=at))  # type: ignore[union-attr]
+    proxy.websocket_message(flow)
+
+
+def answer(model: str, tokens: int, lane: str | None = None) -> list[dict[str, Any]]:
+    extra = {"stream_id": lane} if lane else {}
+    usage = {"input_tokens": tokens, "output_tokens": 10, "total_tokens": tokens + 10}
+    response = {"model": model, "status": "completed", "usage": usage}
+    return [
+        {"type": "response.created", "response": {**response, "usage": None}, **extra},
+        {"type": "response.output_text.delta", "delta": "hi", **extra},
+        {"type": "response.completed", "response": response, **extra},
+    ]
+
+
+def test_two_lanes_interleaved_are_two_calls(addon: Addon) -> None:
+    proxy, tctx = addon
+    flow = open_socket(proxy, tctx)
+    send(proxy, flow, True, {"type": "response.create", "model": "gpt-5", "stream_id": "a"}, 100.0)
+    send(proxy, flow, True, {"type": "response.create", "model": "gpt-5-mini", "stream_id": "b"}, 100.5)
+    a, b = answer("gpt-5", 1000, "a"), answer("gpt-5-mini", 2000, "b")
+    for i, (ea, eb) in enumerate(zip(a, b, strict=True)):
+        send(proxy, flow, False, eb, 101.0 + i)
+        send(proxy, flow, False, ea, 101.5 + i)
+    proxy.websocket_end(flow)
+    got = rows(proxy, "model, input_tokens, ttft_ms, duration_ms, transport, usage_status, client")
+    assert got == [
+        ("gpt-5-mini", 2000, 500.0, 2500.0, "websocket", "complete", "Codex CLI"),  # lane b finished first
+        ("gpt-5", 1000, 1500.0, 3500.0, "websocket", "complete", "Codex CLI"),
+    ]
+
+
+def test_calls_in_turn_and_one_cut_short(addon: Addon) -> None:
+    proxy, tctx = addon
+    flow = open_socket(proxy, tctx)
+    for turn, tokens in enumerate((10, 20)):
+        send(proxy, flow, True, {"type": "response.create", "model": "gpt-5"}, 100.0 + 10 * turn)
+        for event in answer("gpt-5", tokens):
+            send(proxy, flow, False, event, 101.0 + 10 * turn)
+    send(proxy, flow, True, {"type": "response.steer", "input": []}, 125.0)  # no new call
+    send(proxy, flow, True, {"type": "response.create", "model": "gpt-5"}, 130.0)
+    send(proxy, flow, False, answer("gpt-5", 30)[0], 131.0)
+    proxy.websocket_end(flow)
+    assert rows(proxy, "input_tokens, usage_status, error IS NOT NULL") == [
+        (10, "complete", 0),
+        (20, "complete", 0),
+        (None, "partial", 1),
+    ]
+    # mitmweb shows one line per call on the socket's flow, and the flow still saves
+    lines = flow.comment.splitlines()
+    assert len(lines) == 3 and all("via WebSocket" in line for line in lines)
+    buffer = io.BytesIO()
+    mitmio.FlowWriter(buffer).add(flow)
+    buffer.seek(0)
+    [loaded] = mitmio.FlowReader(buffer).stream()
+    assert loaded.comment == flow.comment
+    assert len(loaded.websocket.messages) == len(flow.websocket.messages)  # type: ignore[union-attr]
+
+
+def test_a_socket_no_parser_reads_is_one_call(addon: Addon) -> None:
+    proxy, tctx = addon
+    flow = open_socket(proxy, tctx, "/openai/v1/realtime")
+    send(proxy, flow, True, {"type": "response.create"}, 1.0)
+    send(proxy, flow, False, {"type": "response.done"}, 2.0)
+    proxy.websocket_end(flow)
+    assert rows(proxy, "endpoint, transport, usage_status, status_code") == [
+        ("/v1/realtime", "websocket", "missing", 101)
+    ]
+
+
+def test_a_refused_upgrade_is_an_http_call(addon: Addon) -> None:
+    proxy, tctx = addon
+    flow = tflow.twebsocketflow(messages=False)
+    flow.request.path = "/openai/v1/responses"
+    flow.websocket = None
+    refused = flow.response
+    flow.response = None
+    request_hook(proxy, tctx, flow)
+    flow.response = refused
+    flow.response.status_code = 401  # type: ignore[union-attr]
+    proxy.response(flow)
+    assert rows(proxy, "method, status_code, transport, usage_status") == [("GET", 401, "http", "none")]
