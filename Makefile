@@ -9,7 +9,7 @@ ARGS      ?=
 STAMP_RUN := $(VENV)/.installed-runtime
 STAMP_TEST:= $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-stats venv browser wrk clean
+.PHONY: run test lint bench bench-stats clients-check venv browser wrk clean
 
 $(PY):
 	@interp=$$(sh tools/find-python.sh) || exit 1; \
@@ -73,6 +73,13 @@ bench: $(STAMP_TEST) wrk
 
 bench-stats: $(STAMP_TEST)
 	$(PY) bench/bench_stats.py $(ARGS)
+
+# The real clients (Claude Code, Codex, Cline, opencode, Continue, aider, llm), installed
+# from npm and PyPI into a throwaway folder, each running one prompt through the proxy
+# against the local mock. Needs the registries, so it is not part of `make test`.
+# RECORD=1 writes the request shapes they sent to tests/fixtures/clients/ (make test replays them).
+clients-check: $(STAMP_TEST)
+	$(PY) -m tests.clients.check $(if $(RECORD),--record) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

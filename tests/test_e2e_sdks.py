@@ -218,6 +218,21 @@ def test_upstream_error_is_a_row_with_the_providers_message(proxy: Proxy, new_ro
     assert claude_row["status_code"] == 529 and "mock error 529" in claude_row["error"]
 
 
+def test_a_request_that_owes_no_usage_is_not_a_failed_call(proxy: Proxy, new_rows) -> None:
+    """Claude Code's pre-connect at start, as captured from it (tests/fixtures/clients/
+    claude-anthropic.json): ``HEAD <base URL>``, answered 404 upstream."""
+    summary = f"{proxy.url}/stats/summary?days=1"
+    errors_before = httpx.get(summary).json()["totals"]["error_requests"]
+    headers = {"User-Agent": "Bun/1.4.0", "Accept": "*/*"}
+    assert httpx.head(f"{proxy.url}/anthropic", headers=headers).status_code == 404
+    [row] = new_rows(1)
+    assert (row["method"], row["endpoint"], row["status_code"]) == ("HEAD", "/", 404)
+    assert row["usage_status"] == "none" and row["error"] is None and row["client"] == "Bun"
+    totals = httpx.get(summary).json()["totals"]
+    assert totals["error_requests"] == errors_before and totals["no_usage_requests"] >= 1
+    assert proxy.printed("llm-usage: anthropic  HEAD /  HTTP 404  ") and proxy.printed("ms  owes no usage")
+
+
 def test_unreachable_upstream_is_a_row(proxy: Proxy, new_rows) -> None:
     response = httpx.post(f"{proxy.url}/deadend/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": []})
     assert response.status_code == 502

@@ -64,7 +64,7 @@ def test_each_response_create_is_a_call(
     assert handshake["headers"]["authorization"] == f"Bearer {KEY}"
     # No further row: the connection itself is not a call.
     assert proxy.query("SELECT count(*) AS n FROM requests WHERE id > :id", {"id": rows[-1]["id"]})[0]["n"] == 0
-    assert "via WebSocket" in proxy.output()
+    assert proxy.printed("via WebSocket")
 
 
 def test_a_socket_cut_mid_response_is_partial(proxy: Proxy, new_rows) -> None:

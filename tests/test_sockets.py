@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from typing import Any
 
 from mitmproxy import http, websocket
@@ -18,11 +19,18 @@ from tests.test_addon import request_hook, rows
 Addon = tuple[LlmUsage, Any]
 
 
-def open_socket(proxy: LlmUsage, tctx: Any, path: str = "/openai/v1/responses") -> http.HTTPFlow:
+CODEX = {
+    "user-agent": "codex_exec/0.171.0 (Debian 12.0.0; x86_64) dumb (codex_exec; 0.171.0)",
+    "originator": "codex_exec",
+}
+
+
+def open_socket(
+    proxy: LlmUsage, tctx: Any, path: str = "/openai/v1/responses", headers: dict[str, str] = CODEX
+) -> http.HTTPFlow:
     flow = tflow.twebsocketflow(messages=False)
     flow.request.path = path
-    flow.request.headers["user-agent"] = "codex_exec/0.171.0 (Ubuntu 24.4.0; x86_64) unknown"
-    flow.request.headers["originator"] = "codex_exec"
+    flow.request.headers.update(headers)
     upgrade = flow.response
     flow.response = None
     request_hook(proxy, tctx, flow)
@@ -116,3 +124,15 @@ def test_a_refused_upgrade_is_an_http_call(addon: Addon) -> None:
     flow.response.status_code = 401  # type: ignore[union-attr]
     proxy.response(flow)
     assert rows(proxy, "method, status_code, transport, usage_status") == [("GET", 401, "http", "none")]
+
+
+def test_stopping_the_proxy_ends_a_response_in_flight(addon: Addon) -> None:
+    proxy, tctx = addon
+    flow = open_socket(proxy, tctx)
+    send(proxy, flow, True, {"type": "response.create", "model": "gpt-5"}, 100.0)
+    send(proxy, flow, False, answer("gpt-5", 10)[0], 101.0)
+    writer = proxy.settings.writer
+    proxy.done()  # mitmproxy is shutting down with the socket still open
+    assert writer is not None
+    got = sqlite3.connect(writer.path).execute("select model, usage_status from requests").fetchall()
+    assert got == [("gpt-5", "partial")]

@@ -14,7 +14,7 @@ def summary_line(row: Mapping[str, Any]) -> str:
     """``openai gpt-4o-mini  in 1,234 (cached 1,000) out 56 (reasoning 20)  $0.000412  812 ms``
 
     A request that owes no usage says what it was instead:
-    ``anthropic HEAD /  HTTP 404  3 ms  owes no usage``.
+    ``anthropic  HEAD /  HTTP 404  3 ms  owes no usage``.
     Built from the row alone: it never holds a header, a body or a query string.
     """
     if row["usage_status"] == "none":

@@ -53,24 +53,16 @@ def record_of(flow: http.HTTPFlow, call: RoutedCall, tee: StreamTee | None, fail
         wants_request = stream_usage.model is None
     else:
         wants_request = not (response is not None and response.status_code < 400 and _MODEL_KEY.search(body))
-    return CallRecord(
-        provider=call.provider,
-        wire_format=call.format,
-        path=call.path,
-        method=request.method,
-        client=call.client,
+    return call.record(
+        flow,
         started_at=request.timestamp_start,
         ended_at=_ended_at(flow),
-        status_code=response.status_code if response is not None else None,
         failure=failure,
         stream_usage=stream_usage,
         stream_error=tee.parse_error if tee is not None else None,
         first_byte_at=tee.first_byte_at if tee is not None else None,
         body=body,
-        response_headers=response.headers.fields if response is not None else (),
         request_body=(request.raw_content or b"") if wants_request else b"",
-        request_headers=request.headers.fields,
-        request_target=request.path,
         transport="http" if flow.websocket is None else "websocket",
     )
 
@@ -149,6 +141,13 @@ class Capture:
             message = flow.websocket.messages[-1]  # type: ignore[union-attr]
             socket.message(message.content, message.from_client, message.timestamp)
 
+    def close_sockets(self) -> None:
+        """The proxy stops: a response still coming on an open socket was paid for, so it
+        gets its (partial) row now rather than none."""
+        at = time.time()
+        while self._sockets:
+            self._sockets.popitem()[1].end(at)
+
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         socket = self._sockets.pop(flow.id, None)
         if socket is not None:
@@ -165,15 +164,10 @@ class Capture:
             record = record_of(flow, call, tee, failure)
         except Exception as exc:  # a bug must not lose the call or reach mitmproxy
             logger.exception("llm-usage: could not read a call to %s %s", call.provider.slug, call.path)
-            record = CallRecord(
-                provider=call.provider,
-                wire_format=call.format,
-                path=call.path,
-                method=flow.request.method,
-                client=call.client,
+            record = call.record(
+                flow,
                 started_at=flow.request.timestamp_start or time.time(),
                 ended_at=time.time(),
-                status_code=flow.response.status_code if flow.response is not None else None,
                 failure=f"llm-usage could not read this call: {type(exc).__name__}: {exc}",
                 stream_usage=Usage() if tee is not None else None,
             )

@@ -1,80 +1,122 @@
-"""Which tool made a call, from its User-Agent: a family name, never the full header.
+"""Which tool made a call: a family name from the headers that identify it, never a header.
 
-Table-driven: the first pattern that matches names the client. Sources: the SDKs'
-own User-Agent strings (``OpenAI/Python 1.x``, ``Anthropic/Python``,
-``google-genai-sdk/...``, ``ollama-python/...``), Cline (``Cline/<version>``), Continue,
-Claude Code (``claude-cli/<version>``), Codex, Aider, ...
+One table, first match wins, read from the request's headers in the routing pass. A tool
+is named by what only it sends, before the library it is built on is named by what every
+user of that library sends; where a tool cannot be told apart, the library is named
+honestly ("Vercel AI SDK", "OpenAI JS SDK") rather than "other". Each entry is checked
+against the headers captured from the real client (``tests/fixtures/clients/``,
+``make clients-check``). Sources:
+
+- Codex CLI: ``originator: codex_exec`` / ``codex_cli_rs`` / ``codex_vscode`` and a
+  ``codex_...`` User-Agent (openai/codex ``codex-rs/login/src/auth/default_client.rs``).
+- Claude Code: ``x-app: cli``, ``anthropic-beta: claude-code-20250219,...``, User-Agent
+  ``claude-cli/<version> (external, sdk-cli)``; its start-up pre-connect ``HEAD`` says only
+  ``Bun/<version>``.
+- Cline (VS Code) and tools routed through OpenRouter name themselves in OpenRouter's
+  attribution headers ``X-Title`` / ``HTTP-Referer``
+  (https://openrouter.ai/docs/api-reference/overview#headers). Cline CLI 3.x sends only
+  the Vercel AI SDK's ``ai-sdk/<provider>/<version> ... runtime/bun/<version>``.
+- The Stainless-generated SDKs (OpenAI, Anthropic) send ``x-stainless-lang`` and a
+  User-Agent ``<class name>/JS <version>``; a bundled copy has its class name minified
+  (Continue CLI: ``ls/JS 5.23.2``), so the wire format of the call says which SDK it is.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
-Patterns = tuple[tuple[re.Pattern[str], str], ...]
+
+@dataclass(frozen=True, slots=True)
+class Sign:
+    header: bytes
+    """Lower-case header name."""
+    pattern: re.Pattern[str]
+    name: str
+    wire_format: str | None = None
+    """Only for calls in this wire format (None: any)."""
 
 
-def _compile(table: tuple[tuple[str, str], ...]) -> Patterns:
-    return tuple((re.compile(pattern, re.IGNORECASE), name) for pattern, name in table)
-
-
-TOOL_PATTERNS = _compile(
-    (
-        (r"\bclaude-cli/|\bclaude-code\b", "Claude Code"),
-        (r"\bcline\b", "Cline"),
-        (r"\broo-?code\b", "Roo Code"),
-        (r"\bkilo-?code\b", "Kilo Code"),
-        (r"\bcontinue\b", "Continue"),
-        (r"\bcodex", "Codex CLI"),
-        (r"\baider\b", "Aider"),
-        (r"\bcursor\b", "Cursor"),
-        (r"\bzed\b", "Zed"),
-        (r"\bopencode\b", "opencode"),
-        (r"\bgoose\b", "Goose"),
-        (r"\blitellm\b", "LiteLLM"),
-        (r"\blangchain", "LangChain"),
-        (r"\bllama[-_]?index\b", "LlamaIndex"),
-    )
+TOOLS: tuple[tuple[str, str], ...] = (
+    # pattern (case-insensitive) -> tool, looked for in the User-Agent, X-Title and HTTP-Referer
+    (r"\bclaude-cli/|\bclaude-code\b", "Claude Code"),
+    (r"\bcline\b", "Cline"),
+    (r"\broo-?code\b", "Roo Code"),
+    (r"\bkilo-?code\b", "Kilo Code"),
+    (r"\bcontinue\b", "Continue"),
+    (r"\bcodex", "Codex CLI"),
+    (r"\baider\b", "Aider"),
+    (r"\bcursor\b", "Cursor"),
+    (r"\bzed\b", "Zed"),
+    (r"\bopencode\b", "opencode"),
+    (r"\bgoose\b", "Goose"),
+    (r"\blitellm\b", "LiteLLM"),
+    (r"\blangchain", "LangChain"),
+    (r"\bllama[-_]?index\b", "LlamaIndex"),
 )
 
-LIBRARY_PATTERNS = _compile(
-    (
-        (r"^OpenAI/Python\b", "OpenAI Python SDK"),
-        (r"^OpenAI/JS\b", "OpenAI JS SDK"),
-        (r"^Anthropic/Python\b", "Anthropic Python SDK"),
-        (r"^Anthropic/JS\b", "Anthropic JS SDK"),
-        (r"google-genai-sdk/|\bgoogle-genai\b|gl-python/", "Google GenAI SDK"),
-        (r"^ollama-python/|\bollama-python\b", "Ollama Python SDK"),
-        (r"^ollama-js/|\bollama-js\b", "Ollama JS SDK"),
-        (r"^curl/", "curl"),
-        (r"^Wget/", "wget"),
-        (r"^python-httpx/", "httpx"),
-        (r"^python-requests/", "requests"),
-        (r"^aiohttp/|Python/.* aiohttp/", "aiohttp"),
-        (r"^node-fetch|^undici|^node\b", "Node.js"),
-        (r"Mozilla/", "Browser"),
-    )
+LIBRARIES: tuple[tuple[bytes, str, str, str | None], ...] = (
+    # header, pattern, library, wire format
+    (b"user-agent", r"\bai-sdk/", "Vercel AI SDK", None),
+    (b"user-agent", r"^OpenAI/Python\b", "OpenAI Python SDK", None),
+    (b"user-agent", r"^OpenAI/JS\b", "OpenAI JS SDK", None),
+    (b"user-agent", r"^Anthropic/Python\b", "Anthropic Python SDK", None),
+    (b"user-agent", r"^Anthropic/JS\b", "Anthropic JS SDK", None),
+    (b"x-stainless-lang", r"^js$", "OpenAI JS SDK", "openai"),
+    (b"x-stainless-lang", r"^js$", "Anthropic JS SDK", "anthropic"),
+    (b"x-stainless-lang", r"^python$", "OpenAI Python SDK", "openai"),
+    (b"x-stainless-lang", r"^python$", "Anthropic Python SDK", "anthropic"),
+    (b"user-agent", r"google-genai-sdk/|\bgoogle-genai\b|gl-python/", "Google GenAI SDK", None),
+    (b"user-agent", r"^ollama-python/|\bollama-python\b", "Ollama Python SDK", None),
+    (b"user-agent", r"^ollama-js/|\bollama-js\b", "Ollama JS SDK", None),
+    (b"user-agent", r"^curl/", "curl", None),
+    (b"user-agent", r"^Wget/", "wget", None),
+    (b"user-agent", r"^python-httpx/", "httpx", None),
+    (b"user-agent", r"^python-requests/", "requests", None),
+    (b"user-agent", r"^aiohttp/|Python/.* aiohttp/", "aiohttp", None),
+    (b"user-agent", r"^Bun/", "Bun", None),
+    (b"user-agent", r"^node-fetch|^undici|^node\b", "Node.js", None),
+    (b"user-agent", r"Mozilla/", "Browser", None),
 )
+
+
+def _signs() -> tuple[Sign, ...]:
+    def sign(header: bytes, pattern: str, name: str, fmt: str | None = None) -> Sign:
+        return Sign(header, re.compile(pattern, re.IGNORECASE), name, fmt)
+
+    signs = [
+        sign(b"originator", r"^codex", "Codex CLI"),
+        sign(b"x-app", r"^cli$", "Claude Code"),
+        sign(b"anthropic-beta", r"\bclaude-code-\d", "Claude Code"),
+    ]
+    for header in (b"x-title", b"http-referer", b"user-agent"):
+        signs += [sign(header, pattern, name) for pattern, name in TOOLS]
+    signs += [sign(header, pattern, name, fmt) for header, pattern, name, fmt in LIBRARIES]
+    return tuple(signs)
+
+
+SIGNS = _signs()
+CLIENT_HEADERS = frozenset(s.header for s in SIGNS)
+"""Every header the table reads (the router reads them in its one pass)."""
+_MAX_VALUE = 512
+
+
+def client_family(headers: dict[bytes, str], wire_format: str = "") -> str | None:
+    """A short family name; ``"other"`` when something is sent but nothing matches,
+    ``None`` when the request carries no identifying header at all."""
+    present = tuple(sorted((h, v[:_MAX_VALUE]) for h, v in headers.items() if h in CLIENT_HEADERS))
+    return _family(present, wire_format)
 
 
 @lru_cache(maxsize=1024)
-def client_family(user_agent: str | None, app_title: str | None = None, referer: str | None = None) -> str | None:
-    """A short family name, ``"other"`` when unknown, ``None`` when nothing identifies it.
-
-    Tools built on an SDK (Cline and Roo Code use the OpenAI/Anthropic JS SDKs) send the
-    SDK's User-Agent but name themselves in OpenRouter's attribution headers
-    (``X-Title``, ``HTTP-Referer``: https://openrouter.ai/docs/api-reference/overview#headers),
-    so those are read first. Cached: a tool sends the same headers on every call.
-    """
-    for hint in (app_title, referer):
-        if hint:
-            for pattern, name in TOOL_PATTERNS:
-                if pattern.search(hint[:256]):
-                    return name
-    if not user_agent:
+def _family(present: tuple[tuple[bytes, str], ...], wire_format: str) -> str | None:
+    """Cached: a tool sends the same headers on every call."""
+    if not present:
         return None
-    ua = user_agent[:512]
-    for pattern, name in TOOL_PATTERNS + LIBRARY_PATTERNS:
-        if pattern.search(ua):
-            return name
+    values = dict(present)
+    for s in SIGNS:
+        value = values.get(s.header)
+        if value and (s.wire_format is None or s.wire_format == wire_format) and s.pattern.search(value):
+            return s.name
     return "other"

@@ -18,16 +18,17 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from mitmproxy import http
 from mitmproxy.net.http import url
 
+from ..accounting.record import CallRecord
 from ..config.providers import RESERVED_SLUGS, Provider
 from ..parsers import WireFormat, wire_format
 from ..web.access import SESSION_COOKIE
-from .clients import client_family
+from .clients import CLIENT_HEADERS, client_family
 from .headers import header_values
 from .include_usage import inject_include_usage
 
@@ -83,6 +84,23 @@ class RoutedCall:
     """The calling tool's family (``clients.py``), read from the request's headers."""
     injected_usage: bool = False
 
+    def record(self, flow: http.HTTPFlow, **facts: Any) -> CallRecord:
+        """A ``CallRecord`` of this call: where it went and who made it from the route and
+        the flow's request and response, how it went (times, usage, ...) from ``facts``."""
+        request, response = flow.request, flow.response
+        return CallRecord(
+            provider=self.provider,
+            wire_format=self.format,
+            path=self.path,
+            method=request.method,
+            client=self.client,
+            status_code=response.status_code if response is not None else None,
+            response_headers=response.headers.fields if response is not None else (),
+            request_headers=request.headers.fields,
+            request_target=request.path,
+            **facts,
+        )
+
 
 def json_response(status: int, payload: dict[str, object]) -> http.Response:
     return http.Response.make(
@@ -111,7 +129,7 @@ def retarget(request: http.Request, provider: Provider, path: str) -> None:
     request.host_header = url.hostport(provider.scheme, provider.host, provider.port)
 
 
-_REQUEST_HEADERS = frozenset((b"cookie", b"user-agent", b"x-title", b"http-referer", b"content-encoding"))
+_REQUEST_HEADERS = frozenset((b"cookie", b"content-encoding", *CLIENT_HEADERS))
 
 
 class Router:
@@ -159,5 +177,5 @@ class Router:
             if new_body is not None:
                 request.content = new_body
                 injected = True
-        client = client_family(headers.get(b"user-agent"), headers.get(b"x-title"), headers.get(b"http-referer"))
+        client = client_family(headers, fmt.name)
         return RoutedCall(provider, fmt, route.path, client, injected)

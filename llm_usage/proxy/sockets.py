@@ -96,29 +96,17 @@ class ResponsesSocket:
                 self._finish(queue.popleft(), at, CLOSED_EARLY)
 
     def _finish(self, socket_call: SocketCall, at: float, failure: str | None) -> None:
-        request, response = self.flow.request, self.flow.response
-        call = self.call
-        self.submit(
-            CallRecord(
-                provider=call.provider,
-                wire_format=call.format,
-                path=call.path,
-                method=request.method,
-                client=call.client,
-                started_at=socket_call.started_at,
-                ended_at=at,
-                status_code=response.status_code if response is not None else None,
-                failure=failure,
-                stream_usage=socket_call.parser.finish(),
-                first_byte_at=socket_call.first_event_at,
-                response_headers=response.headers.fields if response is not None else (),
-                request_body=socket_call.request,
-                request_headers=request.headers.fields,
-                request_target=request.path,
-                transport="websocket",
-            ),
+        record = self.call.record(
             self.flow,
+            started_at=socket_call.started_at,
+            ended_at=at,
+            failure=failure,
+            stream_usage=socket_call.parser.finish(),
+            first_byte_at=socket_call.first_event_at,
+            request_body=socket_call.request,
+            transport="websocket",
         )
+        self.submit(record, self.flow)
 
 
 def _lane(content: bytes) -> bytes | None:

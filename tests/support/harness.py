@@ -116,6 +116,15 @@ class Proxy:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def printed(self, text: str, timeout: float = 10.0) -> bool:
+        """Has mitmdump printed ``text`` (within ``timeout``: a line comes after its row)?"""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()

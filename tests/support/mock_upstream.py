@@ -18,6 +18,8 @@ message (echoing its ``stream_id``), ending in ``response.completed``. On the ha
 ``X-Mock-Fixture`` replays a recorded Responses SSE stream's events instead,
 ``X-Mock-Events`` / ``X-Mock-Pace-Ms`` work as above, ``X-Mock-Cut-After: N`` drops the
 socket after N events, and ``X-Mock-Status: N`` answers every turn with an ``error`` event.
+A socket's record keeps the client's messages (``frames``) and the type of every message
+both ways, in order (``messages``).
 
 Every request is recorded (method, path, query, headers, body) for the tests to inspect
 at ``GET /__mock/requests`` (served directly, never through the proxy).
@@ -42,6 +44,9 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_DIRS = (ROOT / "tests" / "fixtures", ROOT.parent / "shared" / "fixtures")
+
+RECORD = web.RequestKey("record", dict)
+"""The mock's record of the request being answered (see ``_bill``)."""
 
 WORDS = ["Hello", " from", " the", " mock", " upstream", "!", " Ünïcödé", " 🚀", " done", "."]
 
@@ -155,15 +160,15 @@ class MockUpstream:
         if request.headers.get("Upgrade", "").lower() == "websocket" and request.path.endswith("/responses"):
             return await self._responses_socket(request)
         raw = await request.read()
-        self.requests.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "query": request.query_string,
-                "headers": {k.lower(): v for k, v in request.headers.items()},
-                "body": raw.decode("utf-8", "replace"),
-            }
-        )
+        request[RECORD] = {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": raw.decode("utf-8", "replace"),
+            "billed": [],
+        }
+        self.requests.append(request[RECORD])
         if len(self.requests) > 1000:
             del self.requests[:500]
         fixture = request.headers.get("X-Mock-Fixture")
@@ -209,6 +214,12 @@ class MockUpstream:
         return web.json_response({"error": {"message": f"mock: no route for {path}"}}, status=404)
 
     # ------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _bill(request: web.Request, input_tokens: int, output_tokens: int) -> None:
+        """Note the usage an answer reports, as the row must count it (``billed`` of the
+        request's record: a socket's record gets one per turn)."""
+        request[RECORD]["billed"].append([input_tokens, output_tokens])
 
     def _json(self, request: web.Request, payload: Any, status: int = 200) -> web.Response:
         encoding = request.headers.get("X-Mock-Encoding")
@@ -295,6 +306,7 @@ class MockUpstream:
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
         }
+        self._bill(request, 53, len(words))
         obj = "text_completion" if legacy else "chat.completion"
         if not body.get("stream"):
             if legacy:
@@ -357,7 +369,15 @@ class MockUpstream:
             "object": "response",
             "model": f"{model}-2025-08-07",
             "status": "completed",
-            "output": [{"type": "message", "content": [{"type": "output_text", "text": "".join(words)}]}],
+            "output": [
+                {
+                    "type": "message",
+                    "id": "msg_mock",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": "".join(words), "annotations": []}],
+                }
+            ],
             "usage": {
                 "input_tokens": 1200,
                 "input_tokens_details": {"cached_tokens": 1024},
@@ -366,8 +386,10 @@ class MockUpstream:
                 "total_tokens": 1264 + len(words),
             },
         }
+        self._bill(request, 1200, 64 + len(words))
         events = [{"type": "response.created", "response": {**response, "status": "in_progress", "usage": None}}]
         events += [{"type": "response.output_text.delta", "delta": word} for word in words]
+        events.append({"type": "response.output_item.done", "output_index": 0, "item": response["output"][0]})
         events.append({"type": "response.completed", "response": response})
         return events
 
@@ -389,7 +411,10 @@ class MockUpstream:
             "headers": {k.lower(): v for k, v in request.headers.items()},
             "body": "",
             "frames": [],
+            "messages": [],
+            "billed": [],
         }
+        request[RECORD] = record
         self.requests.append(record)
         pace = float(request.headers.get("X-Mock-Pace-Ms", "0")) / 1000
         cut_after = int(request.headers.get("X-Mock-Cut-After", "-1"))
@@ -399,6 +424,7 @@ class MockUpstream:
                 continue
             create = json.loads(message.data)
             record["frames"].append(create)
+            record["messages"].append({"from_client": True, "type": create.get("type"), "model": create.get("model")})
             if create.get("type") != "response.create":
                 continue
             lane = {"stream_id": create["stream_id"]} if "stream_id" in create else {}
@@ -409,6 +435,7 @@ class MockUpstream:
                 if pace and sent:
                     await asyncio.sleep(pace)
                 await socket.send_str(json.dumps({**event, **lane}, separators=(",", ":")))
+                record["messages"].append({"from_client": False, "type": event["type"]})
                 sent += 1
         return socket
 
@@ -436,6 +463,7 @@ class MockUpstream:
             "cache_read_input_tokens": 1100,
             "output_tokens": len(words),
         }
+        self._bill(request, 12 + 400 + 1100, len(words))
         if not body.get("stream"):
             return self._json(
                 request,

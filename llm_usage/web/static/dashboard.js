@@ -249,6 +249,8 @@
   }
 
   function statusOf(r) {
+    // A request that owes no usage (a pre-connect, a model list, token counting) is traffic, not a failed call.
+    if (r.usage_status === "none") return ["muted-badge", String(r.status_code || "—"), "owes no usage: not a billed call" + (r.error ? ": " + r.error : "")];
     if (r.error !== null || (r.status_code || 0) >= 400) return ["bad", r.status_code ? String(r.status_code) : "failed", r.error || ""];
     if (r.usage_status === "partial") return ["warn", "partial", "the stream ended before the final usage"];
     if (r.usage_status === "missing") return ["muted-badge", "no usage", "the provider reported no usage"];
@@ -278,7 +280,7 @@
         const badge = status.firstChild;
         badge.className = "badge " + cls;
         setText(badge, label, title);
-        setText(status.lastChild, r.streaming ? "stream" : "");
+        setText(status.lastChild, r.transport === "websocket" ? "socket" : r.streaming ? "stream" : "", r.transport === "websocket" ? "a call on a WebSocket (one row per response.create)" : "");
       },
       (tr) => {
         tr.append(el("td", "time"), el("td", "name"), el("td", "opt"), el("td", "opt"), el("td", "endpoint opt"));
