@@ -342,3 +342,31 @@ def test_quitting_writes_every_row_handed_over(addon: Addon) -> None:
     proxy.done()  # at once: the writer gathers rows for a moment before each write
     assert proxy.settings.writer is None
     assert sqlite3.connect(writer.path).execute("select count(*) from requests").fetchone() == (50,)
+
+
+@pytest.mark.parametrize("enabled", [False, True], ids=["default-off", "on"])
+def test_price_updates_are_opt_in_and_never_wait(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, enabled: bool) -> None:
+    """Off by default (the proxy makes no request of its own); on, genai-prices' updater
+    is started without waiting for a fetch, and stopped with the proxy."""
+    from mitmproxy.test import taddons
+
+    from llm_usage.proxy import settings as settings_module
+
+    calls: list[tuple[str, object]] = []
+
+    class Updater:
+        def start(self, *, wait: bool | float = False) -> None:
+            calls.append(("start", wait))
+
+        def stop(self) -> None:
+            calls.append(("stop", None))
+
+    monkeypatch.setattr(settings_module, "UpdatePrices", Updater)
+    proxy = LlmUsage()
+    with taddons.context(proxy) as tctx:
+        options = {"llm_usage_db": str(tmp_path / "u.db")} | ({"llm_usage_update_prices": True} if enabled else {})
+        tctx.options.update(**options)
+        proxy.configure(set(tctx.options.keys()))
+        proxy.running()
+        proxy.done()
+    assert calls == ([("start", False), ("stop", None)] if enabled else [])

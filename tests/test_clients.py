@@ -110,3 +110,22 @@ def test_captured_requests_through_the_addon(addon: Addon, capture: Path) -> Non
     assert rows(proxy, "client, transport, usage_status") == expected
     # a pre-connect's 404 is not an error
     assert all(error is None for status, error in rows(proxy, "usage_status, error") if status == "none")
+
+
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [
+        # What other tools send (their source), against patterns that are easy to get wrong.
+        ({"x-title": "Roo Code", "http-referer": "https://github.com/RooVetGit/Roo-Cline"}, "Roo Code"),
+        ({"user-agent": "RooCode/3.30.0"}, "Roo Code"),
+        ({"x-title": "Kilo Code", "http-referer": "https://kilocode.ai"}, "Kilo Code"),
+        ({"x-title": "Cline", "http-referer": "https://cline.bot"}, "Cline"),
+        ({"user-agent": "opencode/1.18.33", "anthropic-beta": "oauth-2025-04-20,claude-code-20250219"}, "opencode"),
+        ({"http-referer": "https://codexample.org/", "user-agent": "curl/8.5.0"}, "curl"),
+        ({"http-referer": "https://example.com/?cursor=abc", "user-agent": "curl/8.5.0"}, "curl"),
+        ({"x-title": "Optimi-zed", "user-agent": "curl/8.5.0"}, "curl"),
+        ({"x-stainless-lang": "js, js", "user-agent": "ls/JS 5.23.2"}, "OpenAI JS SDK"),
+    ],
+)
+def test_names_that_are_easy_to_mistake(headers: dict[str, str], named: str) -> None:
+    assert client_family({k.encode(): v for k, v in headers.items()}, "openai") == named

@@ -87,7 +87,7 @@ def test_pricing_flat_and_structured_forms(tmp_path: Path) -> None:
     assert "meta/" in structured["nvidia"]
     user = tmp_path / "prices.json"
     user.write_text('{"my-model": {"input": 1.0, "output": 2.0}}')
-    user_table, builtin = load_price_tables(str(user))
+    user_table, builtin, _tiers = load_price_tables(str(user))
     assert user_table["*"]["my-model"].source == "user"
     assert builtin["ollama"][""].source == "pricing.yaml"
 

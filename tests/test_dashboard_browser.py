@@ -52,6 +52,15 @@ def dashboard_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]
          "client": "<script>alert(2)</script>", "error": None}
         for i in range(3)
     )  # fmt: skip
+    breakdown = {"parts": {"input_tokens": 0.003, "web_searches": 0.03}, "tool_fees_usd": 0.03,
+                 "unpriced": ["service_tier:priority"]}  # fmt: skip
+    db.table("requests").insert(
+        {"timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"), "provider": "anthropic",
+         "model": "claude-sonnet-4-5", "endpoint": "/v1/messages", "method": "POST", "input_tokens": 1000,
+         "output_tokens": 0, "total_tokens": 1000, "cost_usd": 0.033, "cost_source": "genai-prices 0.2.3",
+         "status_code": 200, "usage_status": "complete", "service_tier": "priority",
+         "cost_breakdown": json.dumps(breakdown)}
+    )  # fmt: skip
     db.close()
     running = Proxy(workdir, [])
     yield running
@@ -107,6 +116,14 @@ def test_dashboard_in_chromium(dashboard_proxy: Proxy, browser: Any) -> None:
     # The README's picture: refreshed on request only, so a test run never edits the repo.
     if os.environ.get("LLM_USAGE_SCREENSHOT"):
         page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
+
+    # the newest call's cost, by billed dimension, and what its price could not account for
+    title = page.get_attribute("#log tbody tr:first-child td:nth-child(8)", "title") or ""
+    assert "web searches: $0.030" in title and "not priced (so the cost is too low): service tier:priority" in title
+    assert "tier priority" in title
+    assert page.text_content("#q-incomplete") == str(
+        api(dashboard_proxy, "/stats/summary", days="30")["totals"]["incompletely_priced_requests"]
+    )
 
     # pagination of the request log
     log = api(dashboard_proxy, "/stats/requests", days="30", limit="50")

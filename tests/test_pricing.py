@@ -79,7 +79,7 @@ def test_pricing_yaml_for_what_genai_prices_lacks(pricer: Pricer) -> None:
 
 def test_user_prices_win_over_genai_prices() -> None:
     user = parse_pricing({"gpt-4o": {"input": "1", "output": "2", "cache_read": "0.5"}}, "mine.yaml", "user")
-    _, builtin = load_price_tables("")
+    _, builtin, _ = load_price_tables("")
     pricer = Pricer(user, builtin)
     usage = Usage(model="gpt-4o-2024-08-06", input_tokens=1000, output_tokens=100, cache_read_tokens=400)
     priced = pricer.price("openai", "openai", usage, AT)
@@ -162,12 +162,26 @@ USAGES = [
     Usage(input_tokens=1532, output_tokens=33, cache_read_tokens=1111, cache_write_tokens=418),
     Usage(input_tokens=250_000, output_tokens=1000, cache_read_tokens=100_000),  # above 200k tiers
     Usage(input_tokens=4, output_tokens=0),
+    # the dimensions beyond tokens: 1-hour cache writes, server tools, modalities
+    Usage(
+        input_tokens=10_508,
+        output_tokens=400,
+        cache_write_tokens=10_408,
+        details=(("cache_write_1h_tokens", 10_408), ("web_searches", 3)),
+    ),
+    Usage(
+        input_tokens=4_696,
+        output_tokens=2_309,
+        details=(("input_audio_tokens", 1_500), ("input_video_tokens", 3_096), ("output_image_tokens", 1_120)),
+    ),
+    Usage(input_tokens=2_000, output_tokens=100, details=(("storage_searches", 2), ("web_searches", 1))),
 ]
 
 
 @pytest.mark.parametrize(("provider", "model"), GENAI_CASES)
-def test_fast_path_agrees_with_genai_prices_calc_price(pricer: Pricer, provider: str, model: str) -> None:
-    """Our per-token arithmetic on genai-prices' data must equal genai-prices' own calc_price."""
+def test_the_breakdown_adds_up_to_genai_prices_calc_price(pricer: Pricer, provider: str, model: str) -> None:
+    """Every dimension goes to genai-prices' own calc_price, and the per-dimension
+    breakdown the row keeps sums to exactly its total."""
     import genai_prices
 
     for usage in USAGES:
@@ -177,6 +191,7 @@ def test_fast_path_agrees_with_genai_prices_calc_price(pricer: Pricer, provider:
             "output_tokens": usage.output_tokens,
             "cache_read_tokens": usage.cache_read_tokens,
             "cache_write_tokens": usage.cache_write_tokens,
+            **dict(usage.details),
         }
         theirs = genai_prices.calc_price(
             genai_prices.Usage(**{k: v for k, v in counts.items() if v}),
@@ -185,3 +200,95 @@ def test_fast_path_agrees_with_genai_prices_calc_price(pricer: Pricer, provider:
             genai_request_timestamp=AT,
         )
         assert ours.cost_usd == theirs.total_price, (model, usage)
+        assert sum(cost for _, cost in ours.breakdown) == ours.cost_usd
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "usage", "billed"),
+    [
+        # The issue's measured calls, as the providers bill them.
+        pytest.param("anthropic", "claude-sonnet-4-5-20250929",
+                     Usage(input_tokens=10_408, output_tokens=0, cache_write_tokens=10_408,
+                           details=(("cache_write_1h_tokens", 10_408),)),
+                     Decimal("0.062448"), id="claude-1h-cache-writes-at-2x-input"),  # 10,408 x $6/M
+        pytest.param("anthropic", "claude-sonnet-4-5-20250929",
+                     Usage(input_tokens=1_000, output_tokens=100, details=(("web_searches", 3),)),
+                     Decimal("0.003") + Decimal("0.0015") + Decimal("0.03"), id="claude-web-search-10-per-1000"),
+        pytest.param("google", "gemini-3-pro-image-preview",
+                     Usage(input_tokens=1_000, output_tokens=2_309, details=(("output_image_tokens", 1_120),)),
+                     Decimal("0.002") + 1_189 * Decimal("12") / 1_000_000 + 1_120 * Decimal("120") / 1_000_000,
+                     id="gemini-image-output-at-120-per-million"),
+        pytest.param("google", "gemini-2.0-flash",
+                     Usage(input_tokens=4_596, output_tokens=0,
+                           details=(("input_audio_tokens", 1_500), ("input_video_tokens", 3_096))),
+                     1_500 * Decimal("0.7") / 1_000_000 + 3_096 * Decimal("0.1") / 1_000_000,
+                     id="gemini-audio-input-at-its-own-price"),
+    ],
+)  # fmt: skip
+def test_billed_dimensions_reach_the_price(
+    pricer: Pricer, provider: str, model: str, usage: Usage, billed: Decimal
+) -> None:
+    priced = pricer.price("x", provider, usage.with_(model=model), AT)
+    assert priced.cost_usd == billed and not priced.unpriced
+
+
+def test_a_per_call_fee_with_no_known_price_is_said_not_hidden(pricer: Pricer) -> None:
+    usage = Usage(model="gpt-4o-mini", input_tokens=100, output_tokens=10, details=(("code_executions", 2),))
+    priced = pricer.price("openai", "openai", usage, AT)
+    assert priced.cost_usd is not None and priced.unpriced == ("code_executions",)
+    free = Usage(model="claude-sonnet-4-5", input_tokens=100, output_tokens=10, details=(("web_fetches", 2),))
+    assert pricer.price("anthropic", "anthropic", free, AT).unpriced == ()  # no charge beyond its tokens
+
+
+def test_the_tier_served_sets_the_price(pricer: Pricer) -> None:
+    base = Usage(model="o3-2025-04-16", input_tokens=10_000, output_tokens=2_000, cache_read_tokens=4_000)
+    standard = pricer.price("openai", "openai", base.with_(service_tier="default"), AT)
+    flex = pricer.price("openai", "openai", base.with_(service_tier="flex"), AT)
+    assert standard.cost_usd == pricer.price("openai", "openai", base, AT).cost_usd
+    assert flex.cost_usd == standard.cost_usd / 2 and not flex.unpriced  # o3 on flex: half price
+    assert flex.breakdown[-1] == ("service_tier:flex", -standard.cost_usd / 2)
+    assert sum(cost for _, cost in flex.breakdown) == flex.cost_usd
+    searched = base.with_(service_tier="flex", details=(("web_searches", 2),))
+    with_fee = pricer.price("openai", "openai", searched, AT)
+    assert with_fee.cost_usd == flex.cost_usd + Decimal("0.02")  # the $10/1,000 fee is not halved
+    scale = pricer.price("openai", "openai", base.with_(service_tier="scale"), AT)
+    assert scale.cost_usd == standard.cost_usd and scale.unpriced == ("service_tier:scale",)
+
+
+def test_anthropic_tier_parts_multiply(pricer: Pricer) -> None:
+    base = Usage(model="claude-opus-4-6", input_tokens=1_000_000, output_tokens=0)
+    plain = pricer.price("anthropic", "anthropic", base, AT).cost_usd
+    assert plain is not None
+    fast_us = pricer.price("anthropic", "anthropic", base.with_(service_tier="standard+fast+geo:us"), AT)
+    assert fast_us.cost_usd == plain * 6 * Decimal("1.1")
+    priority = pricer.price("anthropic", "anthropic", base.with_(service_tier="priority"), AT)
+    assert priority.unpriced == ("service_tier:priority",)  # a committed-spend contract: no list price
+
+
+def test_a_bad_tier_rule_names_its_file_and_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from llm_usage.config.files import ConfigError
+
+    bad = tmp_path / "prices.yaml"
+    bad.write_text("service_tiers:\n  openai:\n    flex: {source: https://x, prices: {gpt-5: cheap}}\n")
+    with pytest.raises(
+        ConfigError, match=r"prices.yaml: service_tiers.openai.flex.prices.gpt-5: 'cheap' is not a number"
+    ):
+        load_price_tables(str(bad))
+
+
+def test_fetched_price_data_is_used_and_named(pricer: Pricer) -> None:
+    """``llm_usage_update_prices``: genai-prices' updater installs a newer snapshot; the next
+    call is priced from it, and its cost_source says which data it was."""
+    from genai_prices import data_snapshot
+
+    usage = Usage(model="gpt-4o-mini", input_tokens=1000, output_tokens=100)
+    bundled = data_snapshot.get_snapshot()
+    fetched = data_snapshot.DataSnapshot(providers=bundled.providers, from_auto_update=True,
+                                         timestamp=datetime(2026, 11, 30, 12, 0))  # fmt: skip
+    data_snapshot.set_custom_snapshot(fetched)
+    try:
+        priced = pricer.price("openai", "openai", usage, AT)
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    assert priced.source is not None and priced.source.startswith(f"{GENAI_SOURCE} (data of 2026-11-30")
+    assert pricer.price("openai", "openai", usage, AT).source == GENAI_SOURCE

@@ -123,7 +123,9 @@ def test_a_refused_upgrade_is_an_http_call(addon: Addon) -> None:
     flow.response = refused
     flow.response.status_code = 401  # type: ignore[union-attr]
     proxy.response(flow)
-    assert rows(proxy, "method, status_code, transport, usage_status") == [("GET", 401, "http", "none")]
+    # the calls it was opened for failed: an error, not traffic that owes nothing
+    got = rows(proxy, "method, status_code, transport, usage_status, error")
+    assert got == [("GET", 401, "http", None, "HTTP 401")]
 
 
 def test_stopping_the_proxy_ends_a_response_in_flight(addon: Addon) -> None:
@@ -136,3 +138,40 @@ def test_stopping_the_proxy_ends_a_response_in_flight(addon: Addon) -> None:
     assert writer is not None
     got = sqlite3.connect(writer.path).execute("select model, usage_status from requests").fetchall()
     assert got == [("gpt-5", "partial")]
+
+
+def test_steering_and_stray_errors_keep_every_response(addon: Addon) -> None:
+    """A steer that ends a response with ``response.incomplete`` starts a successor the
+    client never asked for by ``response.create``: billed, so a row. A failed steer or an
+    error about another client event does not end the response under way."""
+    proxy, tctx = addon
+    flow = open_socket(proxy, tctx)
+    send(proxy, flow, True, {"type": "response.create", "model": "gpt-5"}, 100.0)
+    first = answer("gpt-5", 100)
+    send(proxy, flow, False, first[0], 101.0)
+    send(proxy, flow, True, {"type": "response.steer", "input": []}, 101.5)
+    send(proxy, flow, False, {"type": "response.steer.failed", "error": {"message": "steering not supported"}}, 101.6)
+    send(proxy, flow, False, {"type": "error", "error": {"message": "Unknown event type response.cancel"}}, 101.7)
+    incomplete = {**first[-1], "type": "response.incomplete"}
+    send(proxy, flow, False, incomplete, 102.0)
+    for i, event in enumerate(answer("gpt-5", 5000)):  # the successor
+        send(proxy, flow, False, event, 103.0 + i)
+    proxy.websocket_end(flow)
+    assert rows(proxy, "input_tokens, usage_status, error, ttft_ms, duration_ms") == [
+        (100, "complete", None, 1000.0, 2000.0),
+        (5000, "complete", None, 0.0, 2000.0),
+    ]
+
+
+def test_events_go_to_the_lane_they_name(addon: Addon) -> None:
+    proxy, tctx = addon
+    flow = open_socket(proxy, tctx)
+    send(proxy, flow, True, {"type": "response.create", "model": "gpt-5", "stream_id": "a"}, 100.0)
+    send(proxy, flow, True, {"type": "response.create", "model": "gpt-5-mini", "stream_id": "b"}, 100.0)
+    refused = {"type": "error", "stream_id": "b", "error": {"message": "model not found"}}
+    send(proxy, flow, False, refused, 101.0)  # b is refused before it starts
+    for i, event in enumerate(answer("gpt-5", 4000, "a")):
+        send(proxy, flow, False, event, 102.0 + i)
+    proxy.websocket_end(flow)
+    assert rows(proxy, "model, input_tokens, error") == [("gpt-5-mini", None, "model not found"), ("gpt-5", 4000, None)]
+    assert proxy.capture._sockets == {}

@@ -13,7 +13,7 @@ import pytest
 
 from llm_usage.accounting.row import COLUMNS
 from llm_usage.store import writer as storage
-from llm_usage.store.schema import SEED_COLUMNS, open_database
+from llm_usage.store.schema import MIGRATIONS, SEED_COLUMNS, open_database
 from llm_usage.store.writer import RowWriter
 from llm_usage.web import queries
 from llm_usage.web.params import parse_filters, parse_page, parse_series
@@ -222,7 +222,7 @@ def test_seed_database_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
     db.close()
     again = open_database(str(path))
     assert again.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall() == applied
-    assert len(applied) == len(set(applied)) == 6
+    assert [name for (name,) in applied] == [m.name for m in MIGRATIONS._migrations]  # each once, in order
     assert again.execute("SELECT timestamp FROM requests WHERE provider = 'x'").fetchone() == ("2026-06-03 10:00:00",)
     assert again.execute("SELECT sum(requests), sum(input_tokens) FROM requests_hourly").fetchone() == (5, 1155)
     again.close()
@@ -287,7 +287,7 @@ def test_requests_that_owe_no_usage_stop_counting_as_failed_calls(tmp_path: Path
         ("HEAD", "none", None, "http"),
         ("GET", "none", "Incorrect API key provided", "http"),
         ("POST", "none", None, "http"),
-        ("GET", "none", None, "websocket"),
+        ("GET", "missing", None, "websocket"),
         ("POST", None, "HTTP 500", "http"),
         ("POST", None, None, "http"),
     ]
@@ -297,7 +297,8 @@ def test_requests_that_owe_no_usage_stop_counting_as_failed_calls(tmp_path: Path
     conn = open_read_only(path)
     f = parse_filters({"since": "2026-06-01", "until": "2026-06-02"}, datetime(2026, 6, 3, tzinfo=UTC))
     totals = queries.summary(conn, f)["totals"]
-    assert (totals["total_requests"], totals["error_requests"], totals["no_usage_requests"]) == (7, 1, 5)
+    assert (totals["total_requests"], totals["error_requests"], totals["no_usage_requests"]) == (7, 1, 4)
+    assert totals["missing_usage_requests"] == 1
     listed = queries.recent_requests(conn, f, parse_page({"status": "no-usage"}))
-    assert listed["total"] == 5 and {r["method"] for r in listed["requests"]} == {"HEAD", "GET", "POST", "OPTIONS"}
+    assert listed["total"] == 4 and {r["method"] for r in listed["requests"]} == {"HEAD", "GET", "POST", "OPTIONS"}
     conn.close()

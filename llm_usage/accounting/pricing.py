@@ -20,23 +20,40 @@ import logging
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
 
 import genai_prices
 from genai_prices import data_snapshot
-from genai_prices.types import ModelPrice, TieredPrices
 
-from ..config.prices import PriceEntry, PriceTable, TokenPrices
+# genai-prices' own per-unit arithmetic (private helpers of the pinned version; see
+# ``genai_breakdown``, and the test that holds it to ``calc_price``).
+from genai_prices.types import (
+    ModelPrice,
+    TieredPrices,
+    _collect_resolved_model_prices,
+    _compute_registry_priced_counts,
+    _reported_usage_keys,
+    calc_unit_price,
+)
+from genai_prices.units import _get_registry
+
+from ..config.prices import PriceEntry, PriceTable, TierRules, TokenPrices
 from ..parsers.usage import Usage
 
 logger = logging.getLogger(__name__)
 
 GENAI_SOURCE = f"genai-prices {genai_prices.__version__}"
+GENAI_USAGE_KEYS = frozenset(_reported_usage_keys())
+"""What genai-prices' ``Usage`` takes (it refuses any other key)."""
 _MILLION = Decimal(1_000_000)
+
+
+Breakdown = tuple[tuple[str, Decimal], ...]
+"""A cost by billed dimension (genai-prices' usage keys: ``input_tokens`` is the input
+not counted under a more specific key, ``cache_write_1h_tokens``, ``web_searches``, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +61,32 @@ class Priced:
     cost_usd: Decimal | None
     source: str | None
     cache_savings_usd: Decimal | None = None
+    breakdown: Breakdown = ()
+    unpriced: tuple[str, ...] = ()
+    """Billed dimensions the price could not account for (a server tool with no known
+    per-call price, a service tier with no known price): the cost is too low by them."""
 
 
 UNPRICED = Priced(None, None)
 
 
-def table_cost(prices: TokenPrices, usage: Usage) -> Decimal:
-    """Cost from a per-million price table; cached tokens are part of ``input_tokens``."""
+def table_breakdown(prices: TokenPrices, usage: Usage) -> Breakdown:
+    """Cost by dimension from a per-million price table; cached tokens are part of
+    ``input_tokens``. A table prices tokens only: other dimensions are ``unpriced_in``."""
     cache_read = usage.cache_read_tokens or 0
     cache_write = usage.cache_write_tokens or 0
     uncached = max((usage.input_tokens or 0) - cache_read - cache_write, 0)
-    total = (
-        uncached * prices.input
-        + cache_read * (prices.cache_read if prices.cache_read is not None else prices.input)
-        + cache_write * (prices.cache_write if prices.cache_write is not None else prices.input)
-        + (usage.output_tokens or 0) * prices.output
+    parts = (
+        ("input_tokens", uncached * prices.input),
+        ("cache_read_tokens", cache_read * (prices.cache_read if prices.cache_read is not None else prices.input)),
+        ("cache_write_tokens", cache_write * (prices.cache_write if prices.cache_write is not None else prices.input)),
+        ("output_tokens", (usage.output_tokens or 0) * prices.output),
     )
-    return total / _MILLION
+    return tuple((name, cost / _MILLION) for name, cost in parts if cost)
+
+
+def table_cost(prices: TokenPrices, usage: Usage) -> Decimal:
+    return sum((cost for _, cost in table_breakdown(prices, usage)), Decimal(0))
 
 
 _VERSION_SUFFIX = re.compile(r"[-@:](?:\d{4}-?\d{2}-?\d{2}|\d{4}|v\d[\w.]*|latest|preview)$")
@@ -99,13 +125,30 @@ def lookup_table(table: PriceTable, provider: str, model: str) -> PriceEntry | N
     return None
 
 
-def priced_with(cost_of: Callable[[Usage], Decimal], usage: Usage, source: str) -> Priced:
-    """The cost, and what caching saved: the cost had the cached tokens been plain input."""
-    cost = cost_of(usage)
+PER_CALL_FEES = frozenset(("web_searches", "web_fetches", "storage_searches", "code_executions"))
+"""Details billed per call rather than per token: without a price they are left unpaid
+(and said so), where a token subset without its own price costs its parent's price."""
+FREE_CALLS = frozenset(("web_fetches",))
+"""Anthropic's web fetch has no charge beyond its tokens:
+https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/web-fetch-tool#usage-and-pricing"""
+
+
+def priced_with(
+    costs: Callable[[Usage], Breakdown], usage: Usage, source: str, unpriced: tuple[str, ...] = ()
+) -> Priced:
+    """The cost by dimension, and what caching saved: the cost had the cached tokens been
+    plain input."""
+    breakdown = costs(usage)
+    cost = sum((c for _, c in breakdown), Decimal(0))
     savings = None
     if usage.cache_read_tokens or usage.cache_write_tokens:
-        savings = cost_of(usage.with_(cache_read_tokens=None, cache_write_tokens=None)) - cost
-    return Priced(cost, source, savings)
+        plain = usage.with_(cache_read_tokens=None, cache_write_tokens=None, details=_without_cache(usage.details))
+        savings = sum((c for _, c in costs(plain)), Decimal(0)) - cost
+    return Priced(cost, source, savings, breakdown, unpriced)
+
+
+def _without_cache(details: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((key, n) for key, n in details if not key.startswith("cache_"))
 
 
 def warm_up_prices() -> None:
@@ -113,12 +156,28 @@ def warm_up_prices() -> None:
     data_snapshot.get_snapshot()
 
 
-@lru_cache(maxsize=4096)
-def genai_model_price(provider_id: str, model: str, day: date) -> ModelPrice | None:
-    """genai-prices' price set for a model on a day (prices change by date), or None.
+def genai_model_price(provider_id: str, model: str, day: date) -> tuple[ModelPrice | None, str]:
+    """genai-prices' price set for a model on a day (prices change by date), or None, and
+    the ``cost_source`` it gives: ``genai-prices <version>``, or with the time of the data
+    when ``llm_usage_update_prices`` fetched newer data."""
+    global _cached_snapshot
+    snapshot = data_snapshot.get_snapshot()
+    if snapshot is not _cached_snapshot:  # new data: forget the old prices (and the old data)
+        _model_price.cache_clear()
+        _cached_snapshot = snapshot
+    source = GENAI_SOURCE
+    if snapshot.from_auto_update:
+        source = f"{GENAI_SOURCE} (data of {snapshot.timestamp.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+    return _model_price(provider_id, model, day), source
 
-    Cached: finding the model and its dated price is the same for every call of a day.
-    """
+
+_cached_snapshot: data_snapshot.DataSnapshot | None = None
+
+
+@lru_cache(maxsize=4096)
+def _model_price(provider_id: str, model: str, day: date) -> ModelPrice | None:
+    """Cached: finding the model and its dated price is the same for every call of a day
+    (only the writer thread prices calls)."""
     try:
         _provider, model_info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
     except LookupError:
@@ -126,43 +185,95 @@ def genai_model_price(provider_id: str, model: str, day: date) -> ModelPrice | N
     return model_info.get_prices(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
 
 
-def _at_tier(price: Any, input_tokens: int) -> Decimal | None:
-    """genai-prices' cliff tiers: crossing a tier's start prices ALL tokens at that tier
-    (``genai_prices.types.TieredPrices``, e.g. Gemini 2.5 Pro above 200k input tokens)."""
-    if price is None or isinstance(price, Decimal):
-        return price
-    if isinstance(price, TieredPrices):
-        for tier in reversed(price.tiers):
-            if input_tokens > tier.start:
-                return tier.price
-        return price.base
-    return None
+def genai_breakdown(model_price: ModelPrice, usage: Usage) -> Breakdown:
+    """genai-prices' own arithmetic, unit by unit (``ModelPrice.calc_price`` sums the same
+    terms; its helpers are used as they are, the version is pinned, and a test holds the
+    sum of this breakdown to ``calc_price``'s total for every priced model)."""
+    resolved = _collect_resolved_model_prices(model_price, _get_registry())
+    counts = _compute_registry_priced_counts(resolved, genai_usage(usage))
+    tiered = any(isinstance(price, TieredPrices) for _, price in resolved)
+    threshold = (usage.input_tokens or 0) if tiered else 0
+    parts = [
+        (unit.usage_key, calc_unit_price(price, counts[unit.usage_key], threshold, unit.per))
+        for unit, price in resolved
+    ]
+    return tuple((name, cost) for name, cost in parts if cost)
 
 
-def token_prices(model_price: ModelPrice, input_tokens: int) -> TokenPrices | None:
-    """The four per-token prices this call pays, or None when the model is not priced
-    per input/output token (then genai-prices' own calculation is used)."""
-    values = model_price.__dict__
-    input_price = _at_tier(values.get("input_mtok"), input_tokens)
-    output_price = _at_tier(values.get("output_mtok"), input_tokens)
-    if input_price is None or output_price is None:
-        return None
-    return TokenPrices(
-        input=input_price,
-        output=output_price,
-        cache_read=_at_tier(values.get("cache_read_mtok"), input_tokens),
-        cache_write=_at_tier(values.get("cache_write_mtok"), input_tokens),
+def genai_usage(usage: Usage) -> genai_prices.Usage:
+    counts: dict[str, int] = {
+        "input_tokens": usage.input_tokens or 0,
+        "output_tokens": usage.output_tokens or 0,
+    }
+    if usage.cache_read_tokens:
+        counts["cache_read_tokens"] = usage.cache_read_tokens
+    if usage.cache_write_tokens:
+        counts["cache_write_tokens"] = usage.cache_write_tokens
+    counts.update((key, n) for key, n in usage.details if key in GENAI_USAGE_KEYS)
+    return genai_prices.Usage(**counts)
+
+
+def _priced_units(model_price: ModelPrice) -> frozenset[str]:
+    return frozenset(unit.usage_key for unit, _ in _collect_resolved_model_prices(model_price, _get_registry()))
+
+
+STANDARD_TIERS = frozenset(("", "default", "standard", "auto", "on_demand"))
+"""Tiers served at the standard price (what genai-prices and the tables price)."""
+
+
+def tier_multiplier(rules: TierRules, provider: str, model: str, tier: str | None) -> Decimal | None:
+    """What the tier served multiplies the token prices by; None when a part of it has no
+    known price. A tier string may combine parts (Anthropic ``standard+fast+geo:us``):
+    their multipliers multiply."""
+    multiplier = Decimal(1)
+    for part in (tier or "").split("+"):
+        rule = rules.get(provider, {}).get(part)
+        if rule is None:
+            if part in STANDARD_TIERS:
+                continue
+            return None
+        keys = [key for key in rule.multipliers if prefix_applies(key, model)]
+        if not keys:
+            return None
+        multiplier *= rule.multipliers[max(keys, key=len)]
+    return multiplier
+
+
+def with_tier(priced: Priced, rules: TierRules, provider: str, model: str, tier: str | None) -> Priced:
+    """The price on the tier served: its multiplier applies to the token dimensions (a
+    server tool's per-call fee is the same on every tier). A tier with no known price
+    leaves the standard price and says so."""
+    if not tier or priced.cost_usd is None or priced.source == "provider":
+        return priced
+    multiplier = tier_multiplier(rules, provider, model, tier)
+    if multiplier is None:
+        return replace(priced, unpriced=(*priced.unpriced, f"service_tier:{tier}"))
+    if multiplier == 1:
+        return priced
+    tokens = sum((cost for name, cost in priced.breakdown if name.endswith("_tokens")), Decimal(0))
+    change = tokens * (multiplier - 1)
+    savings = priced.cache_savings_usd * multiplier if priced.cache_savings_usd is not None else None
+    return replace(
+        priced,
+        cost_usd=priced.cost_usd + change,
+        cache_savings_usd=savings,
+        breakdown=(*priced.breakdown, (f"service_tier:{tier}", change)),
     )
 
 
 class Pricer:
-    def __init__(self, user: PriceTable, builtin: PriceTable) -> None:
+    def __init__(self, user: PriceTable, builtin: PriceTable, tiers: TierRules | None = None) -> None:
         self.user = user
         self.builtin = builtin
+        self.tiers = tiers or {}
 
     def price(self, provider: str, genai_provider: str | None, usage: Usage, at: datetime) -> Priced:
+        priced = self._standard(provider, genai_provider, usage, at)
+        return with_tier(priced, self.tiers, provider, usage.model or "", usage.service_tier)
+
+    def _standard(self, provider: str, genai_provider: str | None, usage: Usage, at: datetime) -> Priced:
         if usage.provider_cost_usd is not None:
-            return Priced(usage.provider_cost_usd, "provider")
+            return Priced(usage.provider_cost_usd, "provider", breakdown=(("provider", usage.provider_cost_usd),))
         model = usage.model
         if not model or not usage.has_counts:
             return UNPRICED
@@ -180,40 +291,22 @@ class Pricer:
 
     @staticmethod
     def _from_table(entry: PriceEntry, usage: Usage) -> Priced:
-        return priced_with(lambda u: table_cost(entry.prices, u), usage, entry.source)
+        """A price table knows input, output and cache prices: a per-call fee is unpriced."""
+        unpriced = tuple(key for key, _ in usage.details if key in PER_CALL_FEES - FREE_CALLS)
+        return priced_with(lambda u: table_breakdown(entry.prices, u), usage, entry.source, unpriced)
 
     def _genai(self, genai_provider: str, model: str, usage: Usage, at: datetime) -> Priced | None:
-        model_price = genai_model_price(genai_provider, model, at.astimezone(UTC).date())
+        model_price, source = genai_model_price(genai_provider, model, at.astimezone(UTC).date())
         if model_price is None:
             return None
-        prices = token_prices(model_price, usage.input_tokens or 0)
-        if prices is not None:
-            # The same arithmetic as genai-prices' calc_price for per-token prices, without
-            # its generic unit machinery (~40 us a call on the proxy's event loop);
-            # tests/test_pricing.py checks both agree across models, tiers and caches.
-            return priced_with(lambda u: table_cost(prices, u), usage, GENAI_SOURCE)
+        priced_units = _priced_units(model_price)
+        unpriced = tuple(
+            key for key, _ in usage.details if key in PER_CALL_FEES - FREE_CALLS and key not in priced_units
+        )
         try:
-            return priced_with(lambda u: self._genai_cost(genai_provider, model, u, at), usage, GENAI_SOURCE)
-        except LookupError:
-            return None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return priced_with(lambda u: genai_breakdown(model_price, u), usage, source, unpriced)
         except ValueError as exc:  # usage genai-prices cannot price (inconsistent counts)
             logger.warning("llm-usage: genai-prices could not price %s/%s: %s", genai_provider, model, exc)
             return None
-
-    @staticmethod
-    def _genai_cost(genai_provider: str, model: str, usage: Usage, at: datetime) -> Decimal:
-        counts = {
-            "input_tokens": usage.input_tokens or 0,
-            "output_tokens": usage.output_tokens or 0,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-        }
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = genai_prices.calc_price(
-                genai_prices.Usage(**{k: v for k, v in counts.items() if v}),
-                model,
-                provider_id=genai_provider,
-                genai_request_timestamp=at,
-            )
-        return result.total_price

@@ -6,13 +6,15 @@ a test holds the migrated schema (``store/schema.py``) to them.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypedDict
 
 from ..parsers.usage import Usage
-from .pricing import Priced
+from ..proxy.headers import header_value
+from .pricing import PER_CALL_FEES, Priced
 from .record import CallRecord
 
 _COST_PLACES = Decimal("1e-12")
@@ -43,6 +45,11 @@ class Row(TypedDict):
     cache_savings_usd: float | None
     transport: str
     """``http``, or ``websocket``: a call made on a socket, one row per request message."""
+    service_tier: str | None
+    """The tier the provider says it served the call on (``flex``, ``priority``, ...)."""
+    cost_breakdown: str | None
+    """JSON: the cost by billed dimension (``parts``), the per-call tool fees among them
+    (``tool_fees_usd``), and what the price could not account for (``unpriced``)."""
 
 
 COLUMNS: tuple[str, ...] = tuple(Row.__annotations__)
@@ -76,9 +83,20 @@ def owes_usage(record: CallRecord) -> bool:
     is logged with ``usage_status`` 'none', no tokens and no cost, and is never a failed,
     unpriced or missing-usage call.
     """
-    if record.transport == "websocket":
+    if record.transport == "websocket" or _opens_call_socket(record):
         return True
     return record.method == "POST" and not NO_USAGE_ENDPOINTS.search(record.path)
+
+
+def _opens_call_socket(record: CallRecord) -> bool:
+    """The handshake of a socket that carries calls, refused (a bad key, a rate limit):
+    the calls it was opened for failed, so it is a failed call, not traffic."""
+    paths = record.wire_format.socket_paths
+    return (
+        paths is not None
+        and paths.search(record.path) is not None
+        and header_value(record.request_headers, b"upgrade").lower() == "websocket"
+    )
 
 
 def usage_status(record: CallRecord, usage: Usage) -> str | None:
@@ -147,4 +165,23 @@ def build_row(record: CallRecord, usage: Usage, priced: Priced, status: str | No
         client=record.client,
         cache_savings_usd=_money(priced.cache_savings_usd),
         transport=record.transport,
+        service_tier=clean_text(usage.service_tier[:64]) if usage.service_tier else None,
+        cost_breakdown=breakdown_json(priced, usage),
     )
+
+
+def breakdown_json(priced: Priced, usage: Usage) -> str | None:
+    """``{"parts": {dimension: usd}, "tool_fees_usd": usd, "reasoning_usd": usd,
+    "unpriced": [dimension]}``. ``parts`` add up to the cost; reasoning is billed as output
+    (so it is in ``output_tokens``' part), and ``reasoning_usd`` says how much of that it was."""
+    if priced.cost_usd is None:
+        return None
+    parts = {name: _money(cost) for name, cost in priced.breakdown}
+    fees = sum((cost for name, cost in priced.breakdown if name in PER_CALL_FEES), Decimal(0))
+    doc: dict[str, object] = {"parts": parts, "tool_fees_usd": _money(fees)}
+    output_cost = dict(priced.breakdown).get("output_tokens")
+    if usage.reasoning_tokens and usage.output_tokens and output_cost is not None:
+        doc["reasoning_usd"] = _money(output_cost * usage.reasoning_tokens / usage.output_tokens)
+    if priced.unpriced:
+        doc["unpriced"] = list(priced.unpriced)
+    return json.dumps(doc, separators=(",", ":"))

@@ -73,10 +73,10 @@ def parse_pricing(data: Any, name: str, source: str) -> PriceTable:
         return table
     if not isinstance(data, dict):
         raise ConfigError(f"{name}: must be a mapping")
-    structured = set(data) <= {"providers", "models"} and data != {}
+    structured = set(data) <= {"providers", "models", "service_tiers"} and data != {}
     sections = data if structured else {"models": data}
     for section, body in sections.items():
-        if body is None:
+        if body is None or section == "service_tiers":  # parse_tiers reads those
             continue
         if not isinstance(body, dict):
             raise ConfigError(f"{name}: {section}: must be a mapping")
@@ -94,6 +94,46 @@ def parse_pricing(data: Any, name: str, source: str) -> PriceTable:
     return table
 
 
+@dataclass(frozen=True, slots=True)
+class TierRule:
+    """A service tier's price: a multiplier of the standard token prices, by model key
+    (matched as price keys are: ``""`` is every model); ``source`` is the provider's page."""
+
+    multipliers: dict[str, Decimal]
+    source: str
+
+
+TierRules = dict[str, dict[str, TierRule]]
+"""provider slug -> tier (``flex``, ``priority``, ``fast``, ``geo:us``, ...) -> rule."""
+
+
+def parse_tiers(data: Any, name: str) -> TierRules:
+    """The ``service_tiers:`` section: ``<slug>: {<tier>: {source: URL, prices: {<model key>: multiplier}}}``."""
+    rules: TierRules = {}
+    section = data.get("service_tiers") if isinstance(data, dict) else None
+    if section is None:
+        return rules
+    if not isinstance(section, dict):
+        raise ConfigError(f"{name}: service_tiers: must be a mapping of provider -> tier -> rule")
+    for slug, tiers in section.items():
+        if not isinstance(tiers, dict):
+            raise ConfigError(f"{name}: service_tiers.{slug}: must be a mapping of tier -> rule")
+        for tier, rule in tiers.items():
+            at = f"{name}: service_tiers.{slug}.{tier}"
+            if not isinstance(rule, dict) or set(rule) - {"source", "prices"} or "prices" not in rule:
+                shape = "{source: <URL of the price page>, prices: {<model key>: multiplier}}"
+                raise ConfigError(f"{at}: must be {shape}")
+            source = rule.get("source")
+            if not isinstance(source, str) or not source.startswith("https://"):
+                raise ConfigError(f"{at}.source: the provider's price page, an https:// URL")
+            prices = rule["prices"]
+            if not isinstance(prices, dict) or not prices:
+                raise ConfigError(f"{at}.prices: must map model keys to multipliers")
+            multipliers = {str(key): _price(value, f"{at}.prices.{key}") for key, value in prices.items()}
+            rules.setdefault(str(slug), {})[str(tier)] = TierRule(multipliers, source)
+    return rules
+
+
 def merge_price_tables(*tables: PriceTable) -> PriceTable:
     merged: PriceTable = {}
     for table in tables:
@@ -102,15 +142,26 @@ def merge_price_tables(*tables: PriceTable) -> PriceTable:
     return merged
 
 
-def check_price_scopes(table: PriceTable, providers: Mapping[str, Provider], name: str) -> None:
-    """A price under ``providers.<slug>`` for a slug that does not exist is a typo."""
+def check_price_scopes(
+    table: Mapping[str, object], providers: Mapping[str, Provider], name: str, section: str = "providers"
+) -> None:
+    """A price under ``providers.<slug>`` (or ``service_tiers.<slug>``) for a slug that does
+    not exist is a typo."""
     for scope in table:
         if scope != "*" and scope not in providers:
-            raise ConfigError(f"{name}: providers.{scope}: unknown provider (known: {', '.join(sorted(providers))})")
+            known = ", ".join(sorted(providers))
+            raise ConfigError(f"{name}: {section}.{scope}: unknown provider (known: {known})")
 
 
-def load_price_tables(user_file: str) -> tuple[PriceTable, PriceTable]:
-    """(user table, built-in table)."""
-    builtin = parse_pricing(read_structured_file(BUILTIN_PRICING), BUILTIN_PRICING.name, "pricing.yaml")
-    user = parse_pricing(read_structured_file(user_file), user_file, "user") if user_file else {}
-    return user, builtin
+def load_price_tables(user_file: str) -> tuple[PriceTable, PriceTable, TierRules]:
+    """(user table, built-in table, service tier rules: the user's over the built-in ones)."""
+    builtin_data = read_structured_file(BUILTIN_PRICING)
+    builtin = parse_pricing(builtin_data, BUILTIN_PRICING.name, "pricing.yaml")
+    tiers = parse_tiers(builtin_data, BUILTIN_PRICING.name)
+    user: PriceTable = {}
+    if user_file:
+        user_data = read_structured_file(user_file)
+        user = parse_pricing(user_data, user_file, "user")
+        for slug, rules in parse_tiers(user_data, user_file).items():
+            tiers.setdefault(slug, {}).update(rules)
+    return user, builtin, tiers

@@ -8,6 +8,18 @@ EXCLUDES cached tokens, so the contract's input is
 ``output_tokens`` already includes extended-thinking tokens, which Anthropic does not
 report separately, so ``reasoning_tokens`` stays NULL.
 
+Billed beyond the counts (``Usage.details``): the cache writes by lifetime,
+``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens`` (a 1-hour
+write costs 2x input, a 5-minute one 1.25x:
+https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching#pricing), and the
+server tools' requests in ``server_tool_use``: ``web_search_requests`` ($10 per 1,000:
+https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/web-search-tool#usage-and-pricing),
+``web_fetch_requests`` (no charge beyond its tokens:
+https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/web-fetch-tool#usage-and-pricing)
+and ``code_execution_requests``. ``usage.service_tier`` (``standard``, ``priority``,
+``batch``) is the tier served; ``speed`` (``fast``) and ``inference_geo`` (``us``) are
+kept with it, since they change the price too.
+
 Streams (https://docs.anthropic.com/en/docs/build-with-claude/streaming#event-types):
 ``message_start`` carries ``message.usage`` (input and cache counts, a provisional
 output count); each ``message_delta`` carries cumulative ``usage`` whose non-null fields
@@ -21,21 +33,54 @@ from typing import Any
 
 from .framing import SSEFramer
 from .json_values import as_int, body_model, error_message, get_path, load_json, path_model
-from .usage import Usage
+from .usage import Usage, details_of
 
 _RAW_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+_DETAILS = (
+    # (object in usage, its field) -> the genai-prices usage key
+    ("cache_creation", "ephemeral_5m_input_tokens", "cache_write_5m_tokens"),
+    ("cache_creation", "ephemeral_1h_input_tokens", "cache_write_1h_tokens"),
+    ("server_tool_use", "web_search_requests", "web_searches"),
+    ("server_tool_use", "web_fetch_requests", "web_fetches"),
+    ("server_tool_use", "code_execution_requests", "code_executions"),
+)
+_TIER_FIELDS = ("service_tier", "speed", "inference_geo")
 
 
-def _merge(into: dict[str, int], usage: Any) -> None:
+def _merge(into: dict[str, Any], usage: Any) -> None:
+    """Every count of a ``usage`` object into ``into``; a later object's non-null fields
+    overwrite an earlier one's (a stream's ``message_delta`` after its ``message_start``)."""
     if not isinstance(usage, dict):
         return
     for key in _RAW_FIELDS:
         value = as_int(usage.get(key))
         if value is not None:
             into[key] = value
+    for parent, key, name in _DETAILS:
+        value = as_int(get_path(usage, parent, key))
+        if value is not None:
+            into[name] = value
+    for key in _TIER_FIELDS:
+        value = usage.get(key)
+        if isinstance(value, str) and value:
+            into[key] = value
 
 
-def _to_usage(raw: dict[str, int], model: str | None, status: str) -> Usage:
+_PLAIN = (None, "", "standard", "global", "not_available")
+"""``speed`` / ``inference_geo`` values that leave the price as it is."""
+
+
+def _tier(raw: dict[str, Any]) -> str | None:
+    """``standard``, ``priority``, ...; with ``+fast`` / ``+geo:us`` when those apply."""
+    tier = raw.get("service_tier")
+    extras = [raw["speed"]] if raw.get("speed") not in _PLAIN else []
+    extras += [f"geo:{raw['inference_geo']}"] if raw.get("inference_geo") not in _PLAIN else []
+    if not tier and not extras:
+        return None
+    return "+".join([tier or "standard", *extras])
+
+
+def _to_usage(raw: dict[str, Any], model: str | None, status: str) -> Usage:
     if "input_tokens" not in raw and "output_tokens" not in raw:
         return Usage(model=model)
     cache_write = raw.get("cache_creation_input_tokens")
@@ -46,6 +91,8 @@ def _to_usage(raw: dict[str, int], model: str | None, status: str) -> Usage:
         output_tokens=raw.get("output_tokens", 0),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
+        details=details_of({name: raw.get(name, 0) for _, _, name in _DETAILS}),
+        service_tier=_tier(raw),
         status=status,  # type: ignore[arg-type]
     )
 
@@ -63,7 +110,7 @@ def parse_response(body: bytes) -> Usage:
     model = obj.get("model") if isinstance(obj.get("model"), str) else None
     if obj.get("type") == "error" or ("error" in obj and "usage" not in obj):
         return Usage(model=model, error=error_message(obj))
-    raw: dict[str, int] = {}
+    raw: dict[str, Any] = {}
     _merge(raw, obj.get("usage"))
     return _to_usage(raw, model, "complete")
 
@@ -73,7 +120,7 @@ class StreamParser:
 
     def __init__(self, content_type: str = "") -> None:
         self._framer = SSEFramer()
-        self._raw: dict[str, int] = {}
+        self._raw: dict[str, Any] = {}
         self._model: str | None = None
         self._final = False
         self._error: str | None = None

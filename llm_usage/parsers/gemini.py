@@ -8,6 +8,15 @@ thoughts, as llm-gemini does. ``toolUsePromptTokenCount`` (tokens of tool result
 search grounding) sits outside ``promptTokenCount`` and is billed as input, so it is
 added to input. ``totalTokenCount`` = prompt + toolUsePrompt + candidates + thoughts.
 
+Billed beyond the counts (``Usage.details``, genai-prices' names): the modalities of
+``promptTokensDetails`` (AUDIO, IMAGE, VIDEO -> ``input_<m>_tokens``),
+``candidatesTokensDetails`` (IMAGE, AUDIO -> ``output_<m>_tokens``: an image the model
+draws costs far more than text) and ``cacheTokensDetails`` (``cache_<m>_read_tokens``),
+each a list of ``{"modality", "tokenCount"}``
+(https://ai.google.dev/api/generate-content#ModalityTokenCount,
+https://ai.google.dev/gemini-api/docs/pricing). TEXT is the default price and needs no
+entry. ``serviceTier`` (``standard``, ``flex``, ``priority``) is the tier served.
+
 Streams repeat a cumulative ``usageMetadata`` in every chunk (the first ones may lack
 ``candidatesTokenCount``, and ``promptTokenCount`` may change): the LAST one wins. The
 stream is SSE with ``?alt=sse``, otherwise one JSON array sent element by element.
@@ -20,11 +29,23 @@ from typing import Any
 
 from .framing import JSONArrayFramer, SSEFramer
 from .json_values import as_int, body_model, error_message, load_json, path_model
-from .usage import Usage
+from .usage import Usage, details_of
 
 _USAGE_METADATA = re.compile(rb'"usageMetadata"\s*:\s*\{')
 _FINISHED = re.compile(rb'"(?:finishReason|blockReason)"\s*:')
 """Only the last chunk of a stream says why it finished (or that the prompt was blocked)."""
+
+
+_MODALITY_DETAILS = (
+    ("promptTokensDetails", "input_{}_tokens"),
+    ("candidatesTokensDetails", "output_{}_tokens"),
+    ("cacheTokensDetails", "cache_{}_read_tokens"),
+)
+_PRICED_MODALITIES = {
+    "promptTokensDetails": ("audio", "image", "video"),
+    "candidatesTokensDetails": ("audio", "image"),
+    "cacheTokensDetails": ("audio", "image", "video"),
+}
 
 
 def requested_model(path: str, request: dict[str, Any]) -> str | None:
@@ -53,12 +74,22 @@ def _from_document(obj: Any, status: str = "complete") -> Usage:
     thoughts = as_int(meta.get("thoughtsTokenCount"))
     if prompt is None and candidates is None and thoughts is None:
         return Usage(model=model)
+    details: dict[str, int] = {}
+    for field, template in _MODALITY_DETAILS:
+        for entry in meta.get(field) or ():
+            modality = str(entry.get("modality", "")).lower() if isinstance(entry, dict) else ""
+            if modality in _PRICED_MODALITIES.get(field, ()):
+                name = template.format(modality)
+                details[name] = details.get(name, 0) + (as_int(entry.get("tokenCount")) or 0)
+    tier = meta.get("serviceTier") or obj.get("serviceTier")
     return Usage(
         model=model,
         input_tokens=(prompt or 0) + (tool_prompt or 0),
         output_tokens=(candidates or 0) + (thoughts or 0),
         cache_read_tokens=as_int(meta.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
+        details=details_of(details),
+        service_tier=str(tier).lower().removeprefix("service_tier_") if tier else None,
         status=status,  # type: ignore[arg-type]
     )
 

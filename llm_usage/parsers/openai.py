@@ -17,7 +17,17 @@ https://platform.openai.com/docs/api-reference/responses/object#responses/object
 - DeepSeek also reports ``prompt_cache_hit_tokens`` (same as ``cached_tokens``):
   https://api-docs.deepseek.com/api/create-chat-completion
 - ``usage.cost`` (OpenRouter, Vercel AI Gateway, Avian) is the provider's own charge in USD:
-  https://openrouter.ai/docs/use-cases/usage-accounting
+  https://openrouter.ai/docs/use-cases/usage-accounting. On a bring-your-own-key call
+  (``is_byok``) that is only OpenRouter's fee; the provider bills the user's own key
+  ``cost_details.upstream_inference_cost`` on top, so the row's cost is the sum.
+
+Billed beyond the counts (``Usage.details``, genai-prices' names): ``audio_tokens`` and
+``image_tokens`` in ``*_tokens_details`` (input and output), and the Responses API's
+server tool calls, one output item each (``web_search_call`` -> ``web_searches``,
+``file_search_call`` -> ``storage_searches``, ``code_interpreter_call`` ->
+``code_executions``: https://platform.openai.com/docs/pricing#built-in-tools). The
+response's ``service_tier`` (``default``, ``flex``, ``priority``, ``scale``) is the tier it
+was served on: https://platform.openai.com/docs/api-reference/responses/object#responses/object-service_tier
 
 Streams: chat chunks carry ``usage`` on a final ``choices: []`` chunk
 (``stream_options.include_usage``), or on the ``finish_reason`` chunk (DeepSeek, Z.ai,
@@ -34,7 +44,7 @@ from typing import Any
 
 from .framing import SSEFramer
 from .json_values import as_decimal, as_int, body_model, error_message, get_path, load_json
-from .usage import Usage
+from .usage import Usage, details_of
 
 USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _RESPONSE_TERMINAL = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
@@ -72,14 +82,40 @@ def usage_from_object(u: dict[str, Any]) -> dict[str, Any]:
         and total == input_tokens + output_tokens + reasoning
     ):
         output_tokens += reasoning  # xAI: completion_tokens excludes reasoning
+    details = {
+        "input_audio_tokens": as_int(get_path(input_details, "audio_tokens")) or 0,
+        "input_image_tokens": as_int(get_path(input_details, "image_tokens")) or 0,
+        "output_audio_tokens": as_int(get_path(output_details, "audio_tokens")) or 0,
+        "output_image_tokens": as_int(get_path(output_details, "image_tokens")) or 0,
+    }
+    cost = as_decimal(u.get("cost"))
+    upstream = as_decimal(get_path(u, "cost_details", "upstream_inference_cost"))
+    if cost is not None and upstream is not None and u.get("is_byok") is True:
+        cost += upstream  # OpenRouter's fee, plus what the user's own key was billed
     return {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
         "reasoning_tokens": reasoning,
-        "provider_cost_usd": as_decimal(u.get("cost")),
+        "provider_cost_usd": cost,
+        "details": details,
     }
+
+
+_TOOL_CALLS = {"web_search_call": "web_searches", "file_search_call": "storage_searches",
+               "code_interpreter_call": "code_executions"}  # fmt: skip
+"""A Responses API output item -> the genai-prices usage key it is billed under."""
+
+
+def _tool_calls(obj: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    output = obj.get("output")
+    for item in output if isinstance(output, list) else ():
+        name = _TOOL_CALLS.get(str(item.get("type"))) if isinstance(item, dict) else None
+        if name is not None:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _usage_of(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -101,7 +137,15 @@ def _from_document(obj: Any, status: str = "complete") -> Usage:
     fields = usage_from_object(usage)
     if fields["input_tokens"] is None and fields["output_tokens"] is None:
         return Usage(model=model if isinstance(model, str) else None)
-    return Usage(model=model if isinstance(model, str) else None, status=status, **fields)  # type: ignore[arg-type]
+    details = fields.pop("details") | _tool_calls(obj)
+    tier = obj.get("service_tier")
+    return Usage(
+        model=model if isinstance(model, str) else None,
+        status=status,  # type: ignore[arg-type]
+        details=details_of(details),
+        service_tier=tier if isinstance(tier, str) and tier else None,
+        **fields,
+    )
 
 
 requested_model = body_model

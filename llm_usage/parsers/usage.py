@@ -7,6 +7,12 @@ Token semantics are the same for every provider (see CONTRACT.md):
 - ``cache_read_tokens`` / ``cache_write_tokens`` / ``reasoning_tokens``: subsets of the
   above, ``None`` where the provider did not report them.
 
+``details`` are the billed dimensions beyond those, named as genai-prices names them (its
+``Usage`` keys, https://github.com/pydantic/genai-prices): subsets of input or output
+(``cache_write_1h_tokens``, ``input_audio_tokens``, ``output_image_tokens``, ...) and
+per-call fees (``web_searches``, ``storage_searches``, ...). ``service_tier`` is the tier
+the provider says it served the call on (``flex``, ``priority``, ...).
+
 ``status`` says how far the numbers can be trusted: ``complete`` (the provider's final
 usage was seen), ``partial`` (a stream was cut short; counts are what was seen) or
 ``missing`` (the provider sent no usage at all).
@@ -30,6 +36,9 @@ class Usage:
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
     provider_cost_usd: Decimal | None = None
+    details: tuple[tuple[str, int], ...] = ()
+    """Billed dimensions beyond the counts above, ``(genai-prices usage key, count)``, sorted."""
+    service_tier: str | None = None
     status: UsageStatus = "missing"
     error: str | None = None
     """The provider's own error message (HTTP error body, ``response.failed``, ...)."""
@@ -48,3 +57,8 @@ class Usage:
 
     def with_(self, **changes: object) -> Usage:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def details_of(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    """``Usage.details`` from counts by key: sorted, zeros left out."""
+    return tuple(sorted((key, count) for key, count in counts.items() if count))

@@ -60,6 +60,7 @@ class LlmUsage:
     def done(self) -> None:
         self.web.done()
         self.capture.close_sockets()
+        self.settings.stop_price_updates()
         self.settings.close_writer()  # every row handed over is written before mitmproxy exits
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:

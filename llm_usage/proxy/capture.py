@@ -146,7 +146,10 @@ class Capture:
         gets its (partial) row now rather than none."""
         at = time.time()
         while self._sockets:
-            self._sockets.popitem()[1].end(at)
+            try:
+                self._sockets.popitem()[1].end(at, "the proxy stopped before the response completed")
+            except Exception:  # one socket must not keep the others' rows (or the writer) from closing
+                logger.exception("llm-usage: could not end a WebSocket's calls")
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         socket = self._sockets.pop(flow.id, None)

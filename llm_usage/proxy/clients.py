@@ -41,14 +41,14 @@ class Sign:
 TOOLS: tuple[tuple[str, str], ...] = (
     # pattern (case-insensitive) -> tool, looked for in the User-Agent, X-Title and HTTP-Referer
     (r"\bclaude-cli/|\bclaude-code\b", "Claude Code"),
-    (r"\bcline\b", "Cline"),
-    (r"\broo-?code\b", "Roo Code"),
-    (r"\bkilo-?code\b", "Kilo Code"),
+    (r"(?<!roo-)\bcline\b", "Cline"),  # Roo Code's referer is github.com/RooVetGit/Roo-Cline
+    (r"\broo[- ]?code\b", "Roo Code"),
+    (r"\bkilo[- ]?code\b", "Kilo Code"),
     (r"\bcontinue\b", "Continue"),
-    (r"\bcodex", "Codex CLI"),
+    (r"\bcodex(?![a-z])", "Codex CLI"),  # codex_exec/..., codex-cli; not "codexample"
     (r"\baider\b", "Aider"),
-    (r"\bcursor\b", "Cursor"),
-    (r"\bzed\b", "Zed"),
+    (r"\bcursor\b(?!=)", "Cursor"),  # not a referer's "?cursor=..."
+    (r"(?<![\w-])zed\b", "Zed"),
     (r"\bopencode\b", "opencode"),
     (r"\bgoose\b", "Goose"),
     (r"\blitellm\b", "LiteLLM"),
@@ -63,10 +63,10 @@ LIBRARIES: tuple[tuple[bytes, str, str, str | None], ...] = (
     (b"user-agent", r"^OpenAI/JS\b", "OpenAI JS SDK", None),
     (b"user-agent", r"^Anthropic/Python\b", "Anthropic Python SDK", None),
     (b"user-agent", r"^Anthropic/JS\b", "Anthropic JS SDK", None),
-    (b"x-stainless-lang", r"^js$", "OpenAI JS SDK", "openai"),
-    (b"x-stainless-lang", r"^js$", "Anthropic JS SDK", "anthropic"),
-    (b"x-stainless-lang", r"^python$", "OpenAI Python SDK", "openai"),
-    (b"x-stainless-lang", r"^python$", "Anthropic Python SDK", "anthropic"),
+    (b"x-stainless-lang", r"^js\b", "OpenAI JS SDK", "openai"),
+    (b"x-stainless-lang", r"^js\b", "Anthropic JS SDK", "anthropic"),
+    (b"x-stainless-lang", r"^python\b", "OpenAI Python SDK", "openai"),
+    (b"x-stainless-lang", r"^python\b", "Anthropic Python SDK", "anthropic"),
     (b"user-agent", r"google-genai-sdk/|\bgoogle-genai\b|gl-python/", "Google GenAI SDK", None),
     (b"user-agent", r"^ollama-python/|\bollama-python\b", "Ollama Python SDK", None),
     (b"user-agent", r"^ollama-js/|\bollama-js\b", "Ollama JS SDK", None),
@@ -88,10 +88,11 @@ def _signs() -> tuple[Sign, ...]:
     signs = [
         sign(b"originator", r"^codex", "Codex CLI"),
         sign(b"x-app", r"^cli$", "Claude Code"),
-        sign(b"anthropic-beta", r"\bclaude-code-\d", "Claude Code"),
     ]
     for header in (b"x-title", b"http-referer", b"user-agent"):
         signs += [sign(header, pattern, name) for pattern, name in TOOLS]
+    # After the tools' own names: other tools on a Claude subscription send this beta too.
+    signs.append(sign(b"anthropic-beta", r"\bclaude-code-\d", "Claude Code"))
     signs += [sign(header, pattern, name, fmt) for header, pattern, name, fmt in LIBRARIES]
     return tuple(signs)
 

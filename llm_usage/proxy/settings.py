@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Set
 
+from genai_prices import UpdatePrices
 from mitmproxy import ctx, exceptions
 
 from ..accounting.pricing import Pricer, warm_up_prices
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 DB_OPTION = "llm_usage_db"
 PROVIDERS_OPTION = "llm_usage_providers"
 PRICING_OPTION = "llm_usage_pricing"
+UPDATE_PRICES_OPTION = "llm_usage_update_prices"
 OLLAMA_OPTION = "llm_usage_ollama_base_url"
 
 
@@ -43,6 +45,7 @@ class Settings:
         self.call_lines = CallLineLog()
         self._running = False
         self._refused = False
+        self._price_updates: UpdatePrices | None = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         dotenv = read_dotenv()
@@ -58,6 +61,13 @@ class Settings:
             str,
             "",
             "YAML or JSON file of prices (USD per million tokens) that win over the built-in ones.",
+        )
+        loader.add_option(
+            UPDATE_PRICES_OPTION,
+            bool,
+            False,
+            "Refresh genai-prices' price data hourly, in the background, from its published file "
+            "(https://github.com/pydantic/genai-prices). Off: the proxy itself makes no request anywhere.",
         )
         loader.add_option(
             OLLAMA_OPTION,
@@ -90,13 +100,14 @@ class Settings:
     def _load_prices(self, announce: bool) -> None:
         pricing_file = ctx.options.llm_usage_pricing
         try:
-            user, builtin = load_price_tables(pricing_file)
+            user, builtin, tiers = load_price_tables(pricing_file)
             check_price_scopes(user, self.providers, pricing_file)
             check_price_scopes(builtin, self.providers, "pricing.yaml")
+            check_price_scopes(tiers, self.providers, pricing_file or "pricing.yaml", "service_tiers")
         except ConfigError as exc:
             self._reject(f"llm_usage_pricing: {exc}")
             return
-        self.pricer = Pricer(user, builtin)  # calls already handed to the writer keep the prices they had
+        self.pricer = Pricer(user, builtin, tiers)  # calls already handed to the writer keep the prices they had
         if pricing_file and announce:
             logger.info("llm-usage: prices from %s win over the built-in ones", pricing_file)
 
@@ -128,6 +139,13 @@ class Settings:
     def running(self) -> None:
         self._running = True
         warm_up_prices()  # genai-prices' data (~40,000 objects) now, not during the first call
+        if ctx.options.llm_usage_update_prices:
+            # genai-prices' own updater: a background thread, started without waiting, so an
+            # offline start is not delayed; until a fetch succeeds the bundled prices stay in use,
+            # and a row priced with fetched ones says so in its cost_source.
+            self._price_updates = UpdatePrices()
+            self._price_updates.start(wait=False)
+            logger.info("llm-usage: genai-prices' data is refreshed hourly in the background")
         host = ctx.options.listen_host or "localhost"
         if host in ("0.0.0.0", "::"):
             host = "localhost"
@@ -138,6 +156,11 @@ class Settings:
                 f"dashboard on http://{host}:{port}/dashboard, requests logged to {ctx.options.llm_usage_db}",
             ]
         )
+
+    def stop_price_updates(self) -> None:
+        updates, self._price_updates = self._price_updates, None
+        if updates is not None:
+            updates.stop()
 
     def close_writer(self) -> None:
         writer, self.writer = self.writer, None

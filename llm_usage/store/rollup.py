@@ -3,13 +3,20 @@
 Kept by triggers on ``requests`` (insert, delete, update), so the stats read whole hours
 from it and only the partial hours at the edges of a range from ``requests``
 (``web/queries.py``). ``SUMS`` is the one definition of every figure, used both to keep
-the table and to read raw rows; NULL keys are stored as ''. When a definition changes, a
-migration calls ``rebuild``: the table and its triggers are made again from the rows.
+the table and to read raw rows; NULL keys are stored as ''. The table is derived data:
+``ensure`` (run after the migrations) rebuilds it, with its triggers, from the rows
+whenever these definitions differ from the ones it was built with.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlite_utils import Database
+
+from ..accounting.pricing import STANDARD_TIERS
+
+_STANDARD_TIERS = ", ".join(f"'{tier}'" for tier in sorted(STANDARD_TIERS))
 
 ERROR = "(coalesce(R.usage_status, '') != 'none' AND (R.error IS NOT NULL OR coalesce(R.status_code, 0) >= 400))"
 """A failed call: an error, or an HTTP error status -- except for a request that owes no
@@ -35,6 +42,9 @@ SUMS: dict[str, tuple[str, str]] = {
     "partial_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'partial')"),
     "missing_usage_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'missing')"),
     "no_usage_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'none')"),
+    "incompletely_priced_requests": ("INTEGER", "(coalesce(R.cost_breakdown, '') LIKE '%\"unpriced\"%')"),
+    "tiered_requests": ("INTEGER", f"(coalesce(R.service_tier, '') NOT IN ({_STANDARD_TIERS}))"),
+    "tool_fees_usd": ("REAL", "coalesce(json_extract(R.cost_breakdown, '$.tool_fees_usd'), 0)"),
     "streaming_requests": ("INTEGER", "(coalesce(R.streaming, 0) != 0)"),
     "duration_ms": ("REAL", "coalesce(R.duration_ms, 0)"),
     "timed_requests": ("INTEGER", "(R.duration_ms IS NOT NULL)"),
@@ -61,6 +71,15 @@ def _upsert(row: str, sign: str) -> str:
     return sql.replace("R.", f"{row}.")
 
 
+def drop(db: Database) -> None:
+    """Drop the rollup and its triggers (``ensure`` makes them again): a migration that
+    rewrites many rows does so first, rather than have the old triggers follow each row."""
+    for event in _EVENTS:
+        db.execute(f"DROP TRIGGER IF EXISTS requests_hourly_{event}")
+    db.execute("DROP TABLE IF EXISTS requests_hourly")
+    db.execute("DROP TABLE IF EXISTS requests_hourly_definition")
+
+
 def rebuild(db: Database) -> None:
     """(Re)make ``requests_hourly`` and its triggers from the current definitions and rows."""
     for event in _EVENTS:
@@ -84,3 +103,20 @@ def rebuild(db: Database) -> None:
         db.execute(
             f"CREATE TRIGGER requests_hourly_{event} AFTER {event.upper()} ON requests BEGIN {bodies[event]} END"
         )
+
+
+def _definition() -> str:
+    return hashlib.sha256(repr((KEYS, SUMS)).encode()).hexdigest()[:16]
+
+
+def ensure(db: Database) -> None:
+    """Rebuild the rollup when it is missing or was built from other definitions."""
+    db.execute("CREATE TABLE IF NOT EXISTS requests_hourly_definition (definition TEXT NOT NULL)")
+    built = db.execute("SELECT definition FROM requests_hourly_definition").fetchone()
+    wanted = _definition()
+    if built is not None and built[0] == wanted and db.table("requests_hourly").exists():
+        return
+    with db.conn:
+        rebuild(db)
+        db.execute("DELETE FROM requests_hourly_definition")
+        db.execute("INSERT INTO requests_hourly_definition VALUES (?)", [wanted])

@@ -79,7 +79,8 @@ def m004_client_and_cache_savings(db: Database) -> None:
 #   are plain string ranges over the ``timestamp`` index; a row whose timestamp SQLite
 #   cannot parse is left as it was.
 # - ``(provider|model|client, timestamp)`` indexes for the filtered, newest-first request log.
-# - ``requests_hourly`` (``store/rollup.py``): the same sums per UTC hour, kept by triggers.
+# - ``requests_hourly`` (``store/rollup.py``): the same sums per UTC hour, kept by
+#   triggers; built after the migrations by ``rollup.ensure``, as for every later change.
 _CANONICAL_TIMESTAMP = (
     "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]+00:00"
 )
@@ -94,14 +95,15 @@ def m005_stats_rollup_and_indexes(db: Database) -> None:
     )
     for column in ("provider", "model", "client"):
         db.table("requests").create_index([column, "timestamp"], if_not_exists=True)
-    rollup.rebuild(db)
 
 
 # m006: the transport a call came by (``http`` or ``websocket``), and the requests that owe
 # no usage (``accounting.row.owes_usage``: HEAD/OPTIONS pre-connects, model lists, token
 # counting) marked ``usage_status`` 'none' instead of counting as failed calls; a status
 # the proxy wrote in place of a provider's message ("HTTP 404") is dropped from them.
-# Earlier rows of a socket's handshake (status 101) were whole WebSocket connections.
+# Earlier rows of a socket's handshake (status 101) were whole WebSocket connections whose
+# calls were never read: their usage is 'missing'.
+# (The rollup, whose error count changed with this, is rebuilt by ``rollup.ensure``.)
 _NO_USAGE_ROWS = (
     "method != 'POST' OR endpoint GLOB '*/count_tokens' OR endpoint GLOB '*:countTokens' "
     "OR endpoint GLOB '*/models' OR (endpoint GLOB '*/models/*' AND NOT endpoint GLOB '*/models/*[/:]*')"
@@ -110,20 +112,35 @@ _NO_USAGE_ROWS = (
 
 @MIGRATIONS()
 def m006_transport_and_no_usage(db: Database) -> None:
+    rollup.drop(db)  # every row is rewritten: without the old triggers following each one
     _add_columns(db, {"transport": str})
     db.execute("UPDATE requests SET transport = CASE WHEN status_code = 101 THEN 'websocket' ELSE 'http' END")
     db.execute(
         "UPDATE requests SET usage_status = 'none', "
         "error = CASE WHEN error GLOB 'HTTP [0-9][0-9][0-9]' THEN NULL ELSE error END "
-        f"WHERE ({_NO_USAGE_ROWS}) AND coalesce(input_tokens, output_tokens) IS NULL"
+        f"WHERE ({_NO_USAGE_ROWS}) AND coalesce(status_code, 0) != 101 "
+        "AND coalesce(input_tokens, output_tokens) IS NULL"
     )
-    rollup.rebuild(db)
+    # A whole socket logged as one empty row: its calls owed usage that was never read.
+    db.execute(
+        "UPDATE requests SET usage_status = 'missing' "
+        "WHERE status_code = 101 AND coalesce(input_tokens, output_tokens) IS NULL"
+    )
+
+
+# m007: the tier a call was served on, and its cost by billed dimension (JSON), so that a
+# row can show where its price came from (the rollup gains the tool fees and the counts of
+# tiered and incompletely priced calls).
+@MIGRATIONS()
+def m007_service_tier_and_cost_breakdown(db: Database) -> None:
+    _add_columns(db, {"service_tier": str, "cost_breakdown": str})
 
 
 def migrate(db: Database) -> None:
     """Bring ``db`` to the current schema (idempotent) and turn on WAL."""
     db.enable_wal()
     MIGRATIONS.apply(db)
+    rollup.ensure(db)
 
 
 def open_database(path: str) -> Database:

@@ -41,6 +41,7 @@ _STATUS_WHERE = {
     "partial": "r.usage_status = 'partial'",
     "missing": "r.usage_status = 'missing'",
     "no-usage": "r.usage_status = 'none'",
+    "incomplete": _SUMS["incompletely_priced_requests"],
 }
 _STATUS_COUNT = {
     "error": "error_requests",
@@ -48,6 +49,7 @@ _STATUS_COUNT = {
     "partial": "partial_requests",
     "missing": "missing_usage_requests",
     "no-usage": "no_usage_requests",
+    "incomplete": "incompletely_priced_requests",
 }
 GROUP_KEYS = ("provider", "model", "client")
 REQUEST_COLUMNS = ("id", *COLUMNS)
@@ -199,7 +201,10 @@ def figures(sums: Sums | None) -> dict[str, Any]:
         "input_tokens": int(s.get("input_tokens", 0)),
         "output_tokens": int(s.get("output_tokens", 0)),
         "total_tokens": int(s.get("total_tokens", 0)),
-        "cost_usd": round(float(s.get("cost_usd", 0)), 10) if priced or not requests else None,
+        # null only when calls that owe usage have no price at all (never a silent 0)
+        "cost_usd": round(float(s.get("cost_usd", 0)), 10)
+        if priced or not requests - int(s.get("no_usage_requests", 0))
+        else None,
         "cache_read_tokens": int(s.get("cache_read_tokens", 0)),
         "cache_write_tokens": int(s.get("cache_write_tokens", 0)),
         "reasoning_tokens": int(s.get("reasoning_tokens", 0)),
@@ -210,6 +215,9 @@ def figures(sums: Sums | None) -> dict[str, Any]:
         "partial_requests": int(s.get("partial_requests", 0)),
         "missing_usage_requests": int(s.get("missing_usage_requests", 0)),
         "no_usage_requests": int(s.get("no_usage_requests", 0)),
+        "incompletely_priced_requests": int(s.get("incompletely_priced_requests", 0)),
+        "tiered_requests": int(s.get("tiered_requests", 0)),
+        "tool_fees_usd": round(float(s.get("tool_fees_usd", 0)), 10),
         "streaming_requests": int(s.get("streaming_requests", 0)),
         "avg_duration_ms": round(float(s["duration_ms"]) / timed, 1) if timed else None,
     }

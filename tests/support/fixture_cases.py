@@ -158,6 +158,10 @@ def assert_matches_expected(case: Case, usage: Usage) -> None:
         assert usage.provider_cost_usd == Decimal(str(exp["cost"]))
     assert usage.status == expected_status(case)
     assert usage.warnings == ()
+    if "details" in exp:  # the billed dimensions beyond the counts, as genai-prices names them
+        assert dict(usage.details) == exp["details"], f"details of {case.id}"
+    if "service_tier" in exp:
+        assert usage.service_tier == exp["service_tier"], f"service tier of {case.id}"
 
     # The row's error: the parser's, or (for a whole non-stream error body) the body's own message.
     fallback = error_message(case.body) if not case.streamed and case.status_code >= 400 else None

@@ -172,7 +172,8 @@
     setText($("card-cost"), t.total_cost_usd === null ? "unpriced" : cost(t.total_cost_usd));
     setText(
       $("card-cost-sub"),
-      t.unpriced_requests ? `+ ${int(t.unpriced_requests)} unpriced call${t.unpriced_requests === 1 ? "" : "s"} not included` : `${int(t.priced_requests)} priced calls`
+      (t.unpriced_requests ? `+ ${int(t.unpriced_requests)} unpriced call${t.unpriced_requests === 1 ? "" : "s"} not included` : `${int(t.priced_requests)} priced calls`) +
+        (t.tool_fees_usd ? ` · ${cost(t.tool_fees_usd)} tool fees` : "")
     );
     setText($("card-requests"), int(t.total_requests));
     setText($("card-requests-sub"), `${int(t.error_requests)} errors · ${int(t.streaming_requests)} streamed`);
@@ -182,7 +183,7 @@
     setText($("card-tokens-sub"), sub);
     setText($("card-savings"), cost(t.cache_savings_usd));
     setText($("card-savings-sub"), `${compact(t.cache_read_tokens)} tokens read from cache · ${compact(t.cache_write_tokens)} written`);
-    for (const [id, n] of [["q-unpriced", t.unpriced_requests], ["q-partial", t.partial_requests], ["q-missing", t.missing_usage_requests], ["q-errors", t.error_requests]]) {
+    for (const [id, n] of [["q-unpriced", t.unpriced_requests], ["q-incomplete", t.incompletely_priced_requests], ["q-partial", t.partial_requests], ["q-missing", t.missing_usage_requests], ["q-errors", t.error_requests]]) {
       const badge = $(id);
       setText(badge, int(n));
       badge.classList.toggle("zero", !n);
@@ -248,6 +249,24 @@
     );
   }
 
+  // The cost by billed dimension (the row's cost_breakdown), one line each, for the cell's tooltip.
+  function costTitle(r) {
+    if (!r.cost_source) return "";
+    const lines = ["price: " + r.cost_source + (r.service_tier ? ` · tier ${r.service_tier}` : "")];
+    let doc = null;
+    try {
+      doc = r.cost_breakdown ? JSON.parse(r.cost_breakdown) : null;
+    } catch (e) {
+      doc = null;
+    }
+    if (doc && doc.parts) {
+      for (const [name, usd] of Object.entries(doc.parts)) lines.push(`${name.replace(/_/g, " ")}: ${cost(usd)}`);
+      if (doc.reasoning_usd) lines.push(`of the output, reasoning: ${cost(doc.reasoning_usd)}`);
+      if (doc.unpriced) lines.push("not priced (so the cost is too low): " + doc.unpriced.join(", ").replace(/_/g, " "));
+    }
+    return lines.join("\n");
+  }
+
   function statusOf(r) {
     // A request that owes no usage (a pre-connect, a model list, token counting) is traffic, not a failed call.
     if (r.usage_status === "none") return ["muted-badge", String(r.status_code || "—"), "owes no usage: not a billed call" + (r.error ? ": " + r.error : "")];
@@ -274,7 +293,8 @@
         setText(endpoint, `${r.method || ""} ${r.endpoint || ""}`.trim(), r.endpoint || "");
         setText(input, r.input_tokens === null ? "—" : int(r.input_tokens), r.cache_read_tokens ? `${int(r.cache_read_tokens)} from cache` : "");
         setText(output, r.output_tokens === null ? "—" : int(r.output_tokens), r.reasoning_tokens ? `${int(r.reasoning_tokens)} reasoning` : "");
-        setText(costTd, cost(r.cost_usd), r.cost_source ? "price: " + r.cost_source : "");
+        setText(costTd, cost(r.cost_usd), costTitle(r));
+        costTd.classList.toggle("incomplete", (r.cost_breakdown || "").includes('"unpriced"'));
         setText(took, duration(r.duration_ms), r.ttft_ms !== null ? `first byte after ${duration(r.ttft_ms)}` : "");
         const [cls, label, title] = statusOf(r);
         const badge = status.firstChild;
