@@ -390,3 +390,26 @@ def test_is_streamed(content_type: str, path: str, expected: bool) -> None:
 )
 def test_requested_model(fmt: str, path: str, body: dict[str, object], expected: str | None) -> None:
     assert FORMATS[fmt].requested_model(path, body) == expected
+
+
+_CROSS_CHECKED = [c for c in OWN_CASES if "details" in c.expected and not c.streamed]
+
+
+@pytest.mark.parametrize("case", _CROSS_CHECKED, ids=lambda c: c.id)
+def test_billed_dimensions_agree_with_genai_prices_extract_usage(case: Case) -> None:
+    """genai-prices reads the same responses for its own use (``extract_usage``): where it
+    reads a dimension, our parser must read the same count. (It does not count the
+    Responses API's tool-call items; those are ours alone.)"""
+    import json
+
+    import genai_prices
+
+    provider = {"anthropic": "anthropic", "openai": "openai", "gemini": "google"}[case.data["provider_format"]]
+    flavor = "responses" if case.path.endswith("/responses") else "chat" if provider == "openai" else "default"
+    theirs = genai_prices.extract_usage(json.loads(case.body), provider_id=provider, api_flavor=flavor).usage
+    ours = case.parse()
+    for key, value in theirs._reported_values().items():
+        if key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+            assert getattr(ours, key) == value, key
+        elif "_text_" not in key and "reasoning" not in key:  # text is the default price; reasoning is output
+            assert dict(ours.details).get(key) == value, key
