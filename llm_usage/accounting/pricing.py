@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 import genai_prices
 from genai_prices import data_snapshot
@@ -189,8 +190,13 @@ def genai_breakdown(model_price: ModelPrice, usage: Usage) -> Breakdown:
     """genai-prices' own arithmetic, unit by unit (``ModelPrice.calc_price`` sums the same
     terms; its helpers are used as they are, the version is pinned, and a test holds the
     sum of this breakdown to ``calc_price``'s total for every priced model)."""
-    resolved = _collect_resolved_model_prices(model_price, _get_registry())
-    counts = _compute_registry_priced_counts(resolved, genai_usage(usage))
+    resolved = _resolved(model_price)
+    try:
+        # A priced unit the usage does not mention is 0 here, said outright: genai-prices
+        # would otherwise infer it from the others for every call (two thirds of the cost).
+        counts = _compute_registry_priced_counts(resolved, genai_usage(usage, [u.usage_key for u, _ in resolved]))
+    except ValueError:  # a parent said to be 0 under a reported child: let genai-prices infer it
+        counts = _compute_registry_priced_counts(resolved, genai_usage(usage))
     tiered = any(isinstance(price, TieredPrices) for _, price in resolved)
     threshold = (usage.input_tokens or 0) if tiered else 0
     parts = [
@@ -200,11 +206,13 @@ def genai_breakdown(model_price: ModelPrice, usage: Usage) -> Breakdown:
     return tuple((name, cost) for name, cost in parts if cost)
 
 
-def genai_usage(usage: Usage) -> genai_prices.Usage:
-    counts: dict[str, int] = {
-        "input_tokens": usage.input_tokens or 0,
-        "output_tokens": usage.output_tokens or 0,
-    }
+def genai_usage(usage: Usage, zero: list[str] | None = None) -> genai_prices.Usage:
+    """The usage in genai-prices' terms; ``zero``: keys to state as 0 when not reported."""
+    counts: dict[str, int] = dict.fromkeys((key for key in zero or () if key != "requests"), 0)
+    counts.update(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+    )
     if usage.cache_read_tokens:
         counts["cache_read_tokens"] = usage.cache_read_tokens
     if usage.cache_write_tokens:
@@ -213,8 +221,22 @@ def genai_usage(usage: Usage) -> genai_prices.Usage:
     return genai_prices.Usage(**counts)
 
 
+_RESOLVED: dict[int, tuple[ModelPrice, tuple[Any, ...]]] = {}
+
+
+def _resolved(model_price: ModelPrice) -> tuple[Any, ...]:
+    """genai-prices' priced units of a price set, worked out once per set (the sets are
+    cached, so the same object comes back; it is kept here so its id stays its own)."""
+    entry = _RESOLVED.get(id(model_price))
+    if entry is None or entry[0] is not model_price:
+        if len(_RESOLVED) > 4096:
+            _RESOLVED.clear()
+        entry = _RESOLVED[id(model_price)] = (model_price, _collect_resolved_model_prices(model_price, _get_registry()))
+    return entry[1]
+
+
 def _priced_units(model_price: ModelPrice) -> frozenset[str]:
-    return frozenset(unit.usage_key for unit, _ in _collect_resolved_model_prices(model_price, _get_registry()))
+    return frozenset(unit.usage_key for unit, _ in _resolved(model_price))
 
 
 STANDARD_TIERS = frozenset(("", "default", "standard", "auto", "on_demand"))
