@@ -109,3 +109,6 @@ def test_the_secrets_of_a_request_are_its_credentials_and_query_values() -> None
         request_target="/v1beta/models/m:generateContent?key=AIzaQUERY&alt=sse",
     )
     assert sent.secrets() == ("AIzaQUERY", "sse", "Bearer sk-proj-abc123", "sk-proj-abc123", "AIzaKEY")
+    protocols = b"realtime, openai-insecure-api-key.sk-proj-xyz789"
+    browser = record(request_headers=((b"Sec-WebSocket-Protocol", protocols),))
+    assert browser.secrets() == ("sk-proj-xyz789",)  # a browser's key, sent as a WebSocket subprotocol

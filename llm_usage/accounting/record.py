@@ -15,6 +15,7 @@ from ..parsers import WireFormat
 from ..parsers.usage import Usage
 from ..proxy.headers import Fields, header_value
 
+_KEY_PROTOCOL = "openai-insecure-api-key."
 CREDENTIAL_HEADERS = frozenset((b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key", b"proxy-authorization"))
 
 
@@ -70,7 +71,14 @@ class CallRecord:
         query = urlsplit(self.request_target).query
         found = [value for _name, value in parse_qsl(query, keep_blank_values=True)]
         for name, value in self.request_headers:
-            if name.lower() in CREDENTIAL_HEADERS:
+            key = name.lower()
+            if key in CREDENTIAL_HEADERS:
                 text = value.decode("utf-8", "surrogateescape")
                 found += [text, text.partition(" ")[2]]  # "Bearer <token>" and the token alone
+            elif key == b"sec-websocket-protocol":
+                # A browser cannot set headers on a WebSocket, so OpenAI's Realtime API takes
+                # the key as a subprotocol: "openai-insecure-api-key.<key>".
+                text = value.decode("utf-8", "surrogateescape")
+                protocols = (p.strip() for p in text.split(","))
+                found += [p.removeprefix(_KEY_PROTOCOL) for p in protocols if p.startswith(_KEY_PROTOCOL)]
         return tuple(s for s in found if s)
