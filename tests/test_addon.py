@@ -370,3 +370,39 @@ def test_price_updates_are_opt_in_and_never_wait(tmp_path: Any, monkeypatch: pyt
         proxy.running()
         proxy.done()
     assert calls == ([("start", False), ("stop", None)] if enabled else [])
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "error_path"),
+    [
+        ("/anthropic/v1/messages", {"authorization": "Bearer sk-ant-oat01-abcdefghijklmnop"}, ("error", "message")),
+        ("/anthropic/v1/messages", {"x-api-key": "sk-ant-api03-key", "anthropic-beta": "oauth-2025-04-20"},
+         ("error", "message")),
+        ("/openai/v1/responses", {"authorization": "Bearer eyJhbGciOi", "chatgpt-account-id": "acct-1"},
+         ("error", "message")),
+        ("/gemini/v1beta/models/gemini-2.5-pro:generateContent", {"authorization": "Bearer sk-ant-oat01-x"},
+         ("error", "message")),
+        ("/ollama/api/chat", {"authorization": "Bearer sk-ant-oat01-x"}, ("error",)),
+    ],
+)  # fmt: skip
+def test_subscription_credentials_are_refused_in_the_clients_format(
+    addon: Addon, caplog: pytest.LogCaptureFixture, path: str, headers: dict[str, str], error_path: tuple[str, ...]
+) -> None:
+    proxy, tctx = addon
+    flow = _flow(path, {"model": "m"}, headers)
+    request_hook(proxy, tctx, flow)
+    assert flow.response is not None and flow.response.status_code == 403  # answered here, never forwarded
+    message: Any = json.loads(flow.response.content or b"")
+    for key in error_path:
+        message = message[key]
+    assert "subscription" in message and "API key" in message
+    assert flow.request.host != "api.anthropic.com" or flow.request.path == path  # not retargeted
+    assert "sk-ant-oat01" not in caplog.text and "eyJhbG" not in caplog.text and "refused" in caplog.text
+    assert rows(proxy, "count(*)") == [(0,)]
+
+
+def test_an_api_key_is_not_mistaken_for_a_subscription(addon: Addon) -> None:
+    proxy, tctx = addon
+    flow = _flow("/anthropic/v1/messages", {"model": "m"}, {"x-api-key": "sk-ant-api03-key", "anthropic-beta": "x"})
+    request_hook(proxy, tctx, flow)
+    assert flow.response is None and flow.request.host == "api.anthropic.com"

@@ -117,3 +117,18 @@ def test_hostile_paths_get_a_clear_400(proxy: Proxy, target: str) -> None:
     response = _send_raw(proxy.port, f"GET {target} HTTP/1.1")
     assert response.startswith(b"HTTP/1.1 400"), response[:200]
     assert b"refused" in response
+
+
+def test_a_subscription_login_is_refused_and_never_forwarded(proxy: Proxy, upstream: MockUpstream) -> None:
+    """Claude Code on a Claude Pro/Max login sends its OAuth token as a bearer: the real
+    SDK gets a 403 it can show, the provider never sees the request, nothing is priced."""
+    import anthropic
+
+    before, rows_before = len(upstream.requests), proxy.max_id()
+    token = "sk-ant-oat01-Zm9vYmFyYmF6cXV4cXV1eA"
+    client = anthropic.Anthropic(base_url=f"{proxy.url}/anthropic", auth_token=token, max_retries=0)
+    with pytest.raises(anthropic.PermissionDeniedError, match="subscription"):
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert len(upstream.requests) == before and proxy.max_id() == rows_before
+    assert proxy.printed("refused POST /anthropic/v1/messages: it carries a Claude subscription's login")
+    assert token not in proxy.output()

@@ -8,19 +8,24 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from mitmproxy.test import taddons, tflow, tutils
 
 from llm_usage.store.schema import open_database
 from llm_usage.web import pages as web
 from llm_usage.web import queries as stats
 from llm_usage.web.access import SESSION_COOKIE, session_value
+from llm_usage.web.endpoints import ENDPOINTS
 from llm_usage.web.pages import WebUI
 from tests.support.harness import Proxy
 
@@ -329,3 +334,26 @@ def test_real_proxy_answers_and_never_forwards(real_proxy: Proxy) -> None:
     assert TOKEN not in output
     assert "server connect" not in output  # answered by the proxy itself, nothing went upstream
     assert real_proxy.query("select count(*) as n from requests") in ([], [{"n": 0}])  # own pages are not logged
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(endpoint="/stats/summary", name="since", moment=datetime(9999, 12, 31, 23, 30), form="%Y-%m-%dT%H:%M:%S",
+         tz="UTC")  # fmt: skip
+@example(endpoint="/stats/requests", name="until", moment=datetime(1, 1, 1, 0, 30), form="%Y-%m-%dT%H:%M:%S",
+         tz="Etc/GMT+12")  # fmt: skip
+@given(
+    endpoint=st.sampled_from([e.path for e in ENDPOINTS.values()]),
+    name=st.sampled_from(["since", "until"]),
+    moment=st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+    form=st.sampled_from(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S+14:00", "%Y-%m-%dT%H:%M:%S-12:00"]),
+    tz=st.sampled_from(["UTC", "Pacific/Kiritimati", "Etc/GMT+12"]),
+)
+def test_any_date_on_the_calendar_is_an_answer_or_a_400_naming_it(
+    open_ui: Harness, endpoint: str, name: str, moment: datetime, form: str, tz: str
+) -> None:
+    """Dates at the calendar's edges (year 1, 9999) once raised OverflowError (a 500)."""
+    text = f"{moment.year:04d}" + moment.strftime(form)[len(str(moment.year)) :]
+    flow = open_ui.get(f"{endpoint}?{name}={urllib.parse.quote(text)}&tz={urllib.parse.quote(tz)}")
+    assert flow.response.status_code in (200, 400), (endpoint, text, tz)
+    if flow.response.status_code == 400:  # naming it (or the range it makes too long a series)
+        assert re.match(rf"({name}|bucket): ", body(flow)["error"]), body(flow)["error"]

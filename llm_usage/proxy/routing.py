@@ -31,6 +31,7 @@ from ..web.access import SESSION_COOKIE
 from .clients import CLIENT_HEADERS, client_family
 from .headers import header_values
 from .include_usage import inject_include_usage
+from .subscriptions import SUBSCRIPTION_HEADERS, refusal, subscription_of
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -129,7 +130,7 @@ def retarget(request: http.Request, provider: Provider, path: str) -> None:
     request.host_header = url.hostport(provider.scheme, provider.host, provider.port)
 
 
-_REQUEST_HEADERS = frozenset((b"cookie", b"content-encoding", *CLIENT_HEADERS))
+_REQUEST_HEADERS = frozenset((b"cookie", b"content-encoding", *CLIENT_HEADERS, *SUBSCRIPTION_HEADERS))
 
 
 class Router:
@@ -165,11 +166,19 @@ class Router:
             )
             return None
         request = flow.request
-        retarget(request, provider, provider.base_path + route.path + route.query)
         headers = header_values(request.headers.fields, _REQUEST_HEADERS)
+        fmt = wire_format(provider.format, route.path)
+        subscription = subscription_of(headers)
+        if subscription is not None:
+            flow.response = refusal(fmt.name, subscription, provider.slug)
+            logger.warning(
+                "llm-usage: refused %s /%s%s: it carries %s (API-key traffic only; not forwarded)",
+                request.method, provider.slug, route.path, subscription,
+            )  # fmt: skip
+            return None
+        retarget(request, provider, provider.base_path + route.path + route.query)
         if SESSION_COOKIE in headers.get(b"cookie", ""):
             strip_session_cookie(request)
-        fmt = wire_format(provider.format, route.path)
         injected = False
         if provider.inject_stream_usage and fmt.name == "openai":
             body = request.get_content(strict=False) if headers.get(b"content-encoding") else request.raw_content

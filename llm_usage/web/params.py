@@ -111,6 +111,12 @@ def parse_tz(value: str) -> ZoneInfo:
         raise ParamError(f"tz: unknown time zone {value!r}") from None
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""The range a date parameter may take: any call's time, with room for a window's
+arithmetic (a day, a time zone, an hour) short of the calendar's edges."""
+
+
 def parse_instant(name: str, value: str, tz: ZoneInfo) -> datetime:
     """ISO-8601 date or date-time -> aware UTC datetime; no offset means ``tz``."""
     # An unencoded "+" in a query string arrives as a space: "T10:00 05:30" means "+05:30".
@@ -127,9 +133,12 @@ def parse_instant(name: str, value: str, tz: ZoneInfo) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     try:
-        return parsed.astimezone(UTC)
+        instant = parsed.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise ParamError(f"{name}: out of range: {value[:40]!r}") from None
+        instant = None
+    if instant is None or not EARLIEST <= instant <= LATEST:
+        raise ParamError(f"{name}: must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}: {value[:40]!r}")
+    return instant
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
