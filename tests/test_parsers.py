@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 import random
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -413,3 +414,13 @@ def test_billed_dimensions_agree_with_genai_prices_extract_usage(case: Case) -> 
             assert getattr(ours, key) == value, key
         elif "_text_" not in key and "reasoning" not in key:  # text is the default price; reasoning is output
             assert dict(ours.details).get(key) == value, key
+
+
+def test_odd_json_types_in_gemini_details_lose_nothing() -> None:
+    from llm_usage.parsers import gemini
+
+    meta = {"promptTokenCount": 10, "candidatesTokenCount": 2, "promptTokensDetails": 5,
+            "candidatesTokensDetails": [7, {"modality": 3}], "serviceTier": ["flex"]}  # fmt: skip
+    body = json.dumps({"usageMetadata": meta, "modelVersion": "g"}).encode()
+    usage = gemini.parse_response(body)
+    assert (usage.input_tokens, usage.output_tokens, usage.details, usage.service_tier) == (10, 2, (), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -292,3 +293,35 @@ def test_fetched_price_data_is_used_and_named(pricer: Pricer) -> None:
         data_snapshot.set_custom_snapshot(None)
     assert priced.source is not None and priced.source.startswith(f"{GENAI_SOURCE} (data of 2026-11-30")
     assert pricer.price("openai", "openai", usage, AT).source == GENAI_SOURCE
+
+
+def test_details_genai_prices_cannot_split_are_named_not_guessed(pricer: Pricer) -> None:
+    """Cached tokens and audio tokens, but not how many cached tokens were audio: genai-prices
+    refuses to guess (audio cache reads have their own price), so the plain counts are
+    priced and the audio is named as not priced -- never a silently wrong figure."""
+    usage = Usage(model="gemini-2.5-flash", input_tokens=2000, output_tokens=10, cache_read_tokens=1000,
+                  details=(("input_audio_tokens", 1500),))  # fmt: skip
+    priced = pricer.price("gemini", "google", usage, AT)
+    plain = pricer.price("gemini", "google", usage.with_(details=()), AT)
+    assert priced.cost_usd == plain.cost_usd and priced.unpriced == ("input_audio_tokens",)
+
+
+def test_the_reasoning_share_is_priced_as_the_output_it_is_part_of(pricer: Pricer) -> None:
+    from llm_usage.accounting.row import breakdown_json
+
+    usage = Usage(model="o3", input_tokens=1000, output_tokens=1000, reasoning_tokens=800, service_tier="flex")
+    priced = pricer.price("openai", "openai", usage, AT)
+    doc = json.loads(breakdown_json(priced, usage) or "{}")
+    output_on_flex = Decimal(1000) * Decimal(8) / 1_000_000 / 2
+    assert Decimal(str(doc["reasoning_usd"])) == output_on_flex * Decimal("0.8")
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [("flex", "flex"), ("Priority", "priority"), ("standard+fast+geo:us", "standard+fast+geo:us"),
+     ("x" * 65, None), ("<script>", None), (7, None), ("", None), ("sk-ant-oat01 secret", None)],
+)  # fmt: skip
+def test_a_tier_is_a_short_plain_name_or_nothing(value: object, name: str | None) -> None:
+    from llm_usage.parsers.usage import tier_name
+
+    assert tier_name(value) == name

@@ -302,3 +302,47 @@ def test_requests_that_owe_no_usage_stop_counting_as_failed_calls(tmp_path: Path
     listed = queries.recent_requests(conn, f, parse_page({"status": "no-usage"}))
     assert listed["total"] == 4 and {r["method"] for r in listed["requests"]} == {"HEAD", "GET", "POST", "OPTIONS"}
     conn.close()
+
+
+def test_the_rollup_is_rebuilt_once_and_whole_while_others_use_the_database(tmp_path: Path) -> None:
+    """Two processes opening a database whose rollup is out of date (the proxy and a
+    report), while a third writes rows: one rebuild, no error, no row missing from it."""
+    import threading
+
+    from llm_usage.store import rollup
+    from tests.support.gen_db import generate
+
+    path = tmp_path / "usage.db"
+    generate(path, rows=20_000, seed=5)
+    db = open_database(str(path))
+    rollup.drop(db)  # as if its definitions had changed
+    db.conn.commit()
+    db.close()
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            open_database(str(path)).close()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    def write() -> None:
+        conn = sqlite3.connect(path, timeout=120)
+        for i in range(200):
+            with conn:
+                conn.execute("INSERT INTO requests (timestamp, provider, input_tokens) VALUES (?, 'w', ?)",
+                             ("2026-11-30T10:00:00.000+00:00", i))  # fmt: skip
+        conn.close()
+
+    threads = [threading.Thread(target=f) for f in (open_it, open_it, write)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    conn = sqlite3.connect(path)
+    raw = conn.execute(
+        "SELECT count(*), coalesce(sum(input_tokens), 0) FROM requests WHERE timestamp IS NOT NULL"
+    ).fetchone()
+    assert conn.execute("SELECT sum(requests), sum(input_tokens) FROM requests_hourly").fetchone() == raw
+    conn.close()

@@ -194,7 +194,7 @@ def genai_breakdown(model_price: ModelPrice, usage: Usage) -> Breakdown:
     try:
         # A priced unit the usage does not mention is 0 here, said outright: genai-prices
         # would otherwise infer it from the others for every call (two thirds of the cost).
-        counts = _compute_registry_priced_counts(resolved, genai_usage(usage, [u.usage_key for u, _ in resolved]))
+        counts = _compute_registry_priced_counts(resolved, genai_usage(usage, _zero_keys(resolved, usage)))
     except ValueError:  # a parent said to be 0 under a reported child: let genai-prices infer it
         counts = _compute_registry_priced_counts(resolved, genai_usage(usage))
     tiered = any(isinstance(price, TieredPrices) for _, price in resolved)
@@ -219,6 +219,23 @@ def genai_usage(usage: Usage, zero: list[str] | None = None) -> genai_prices.Usa
         counts["cache_write_tokens"] = usage.cache_write_tokens
     counts.update((key, n) for key, n in usage.details if key in GENAI_USAGE_KEYS)
     return genai_prices.Usage(**counts)
+
+
+def _zero_keys(resolved: tuple[Any, ...], usage: Usage) -> list[str]:
+    """The priced units the usage does not mention, which are then 0 -- unless two of its
+    more general units are reported (cached *and* audio tokens, but not how many cached
+    tokens were audio): genai-prices refuses to guess that, and so does this."""
+    registry = _get_registry()
+    reported = {key for key, n in genai_usage(usage).__dict__.items() if n}
+    zero = []
+    for unit, _ in resolved:
+        key = unit.usage_key
+        if key in reported or key == "requests":
+            continue
+        general = registry.ancestor_usage_keys(key) - {"input_tokens", "output_tokens"}
+        if len(general & reported) < 2:
+            zero.append(key)
+    return zero
 
 
 _RESOLVED: dict[int, tuple[ModelPrice, tuple[Any, ...]]] = {}
@@ -325,10 +342,16 @@ class Pricer:
         unpriced = tuple(
             key for key, _ in usage.details if key in PER_CALL_FEES - FREE_CALLS and key not in priced_units
         )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
                 return priced_with(lambda u: genai_breakdown(model_price, u), usage, source, unpriced)
-        except ValueError as exc:  # usage genai-prices cannot price (inconsistent counts)
-            logger.warning("llm-usage: genai-prices could not price %s/%s: %s", genai_provider, model, exc)
-            return None
+            except ValueError as exc:  # details genai-prices cannot price together (a part above its whole)
+                logger.warning("llm-usage: genai-prices could not price %s/%s: %s", genai_provider, model, exc)
+            # The plain counts still have a price; the details it could not take are named.
+            plain = usage.with_(details=())
+            refused = tuple(key for key, _ in usage.details if key not in unpriced)
+            try:
+                return priced_with(lambda u: genai_breakdown(model_price, u), plain, source, (*unpriced, *refused))
+            except ValueError:
+                return None

@@ -170,6 +170,26 @@ def build_row(record: CallRecord, usage: Usage, priced: Priced, status: str | No
     )
 
 
+def _reasoning_cost(priced: Priced, usage: Usage) -> Decimal | None:
+    """What the reasoning tokens cost: billed as (text) output, at the output part's price
+    per token -- the output not counted under a priced subset (image, audio) -- on the tier
+    the call was served on."""
+    parts = dict(priced.breakdown)
+    output_cost = parts.get("output_tokens")
+    if not usage.reasoning_tokens or not usage.output_tokens or output_cost is None:
+        return None
+    subsets = sum(n for key, n in usage.details if key.startswith("output_") and key in parts)
+    plain_output = usage.output_tokens - subsets
+    if plain_output <= 0:
+        return None
+    cost = output_cost * min(usage.reasoning_tokens, plain_output) / plain_output
+    tier = next((c for name, c in priced.breakdown if name.startswith("service_tier:")), None)
+    if tier is not None:
+        tokens = sum((c for name, c in priced.breakdown if name.endswith("_tokens")), Decimal(0))
+        cost = cost * (tokens + tier) / tokens if tokens else cost
+    return cost
+
+
 def breakdown_json(priced: Priced, usage: Usage) -> str | None:
     """``{"parts": {dimension: usd}, "tool_fees_usd": usd, "reasoning_usd": usd,
     "unpriced": [dimension]}``. ``parts`` add up to the cost; reasoning is billed as output
@@ -179,9 +199,9 @@ def breakdown_json(priced: Priced, usage: Usage) -> str | None:
     parts = {name: _money(cost) for name, cost in priced.breakdown}
     fees = sum((cost for name, cost in priced.breakdown if name in PER_CALL_FEES), Decimal(0))
     doc: dict[str, object] = {"parts": parts, "tool_fees_usd": _money(fees)}
-    output_cost = dict(priced.breakdown).get("output_tokens")
-    if usage.reasoning_tokens and usage.output_tokens and output_cost is not None:
-        doc["reasoning_usd"] = _money(output_cost * usage.reasoning_tokens / usage.output_tokens)
+    reasoning = _reasoning_cost(priced, usage)
+    if reasoning is not None:
+        doc["reasoning_usd"] = _money(reasoning)
     if priced.unpriced:
         doc["unpriced"] = list(priced.unpriced)
     return json.dumps(doc, separators=(",", ":"))

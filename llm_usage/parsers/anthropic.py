@@ -33,7 +33,7 @@ from typing import Any
 
 from .framing import SSEFramer
 from .json_values import as_int, body_model, error_message, get_path, load_json, path_model
-from .usage import Usage, details_of
+from .usage import Usage, details_of, tier_name
 
 _RAW_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _DETAILS = (
@@ -77,7 +77,7 @@ def _tier(raw: dict[str, Any]) -> str | None:
     extras += [f"geo:{raw['inference_geo']}"] if raw.get("inference_geo") not in _PLAIN else []
     if not tier and not extras:
         return None
-    return "+".join([tier or "standard", *extras])
+    return tier_name("+".join([tier or "standard", *extras]))
 
 
 def _to_usage(raw: dict[str, Any], model: str | None, status: str) -> Usage:

@@ -29,7 +29,7 @@ from typing import Any
 
 from .framing import JSONArrayFramer, SSEFramer
 from .json_values import as_int, body_model, error_message, load_json, path_model
-from .usage import Usage, details_of
+from .usage import Usage, details_of, tier_name
 
 _USAGE_METADATA = re.compile(rb'"usageMetadata"\s*:\s*\{')
 _FINISHED = re.compile(rb'"(?:finishReason|blockReason)"\s*:')
@@ -76,7 +76,8 @@ def _from_document(obj: Any, status: str = "complete") -> Usage:
         return Usage(model=model)
     details: dict[str, int] = {}
     for field, template in _MODALITY_DETAILS:
-        for entry in meta.get(field) or ():
+        entries = meta.get(field)
+        for entry in entries if isinstance(entries, list) else ():
             modality = str(entry.get("modality", "")).lower() if isinstance(entry, dict) else ""
             if modality in _PRICED_MODALITIES.get(field, ()):
                 name = template.format(modality)
@@ -89,7 +90,7 @@ def _from_document(obj: Any, status: str = "complete") -> Usage:
         cache_read_tokens=as_int(meta.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
         details=details_of(details),
-        service_tier=str(tier).lower().removeprefix("service_tier_") if tier else None,
+        service_tier=tier_name(tier.lower().removeprefix("service_tier_")) if isinstance(tier, str) else None,
         status=status,  # type: ignore[arg-type]
     )
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from .framing import SSEFramer
 from .json_values import as_decimal, as_int, body_model, error_message, get_path, load_json
-from .usage import Usage, details_of
+from .usage import Usage, details_of, tier_name
 
 USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _RESPONSE_TERMINAL = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
@@ -138,12 +138,11 @@ def _from_document(obj: Any, status: str = "complete") -> Usage:
     if fields["input_tokens"] is None and fields["output_tokens"] is None:
         return Usage(model=model if isinstance(model, str) else None)
     details = fields.pop("details") | _tool_calls(obj)
-    tier = obj.get("service_tier")
     return Usage(
         model=model if isinstance(model, str) else None,
         status=status,  # type: ignore[arg-type]
         details=details_of(details),
-        service_tier=tier if isinstance(tier, str) and tier else None,
+        service_tier=tier_name(obj.get("service_tier")),
         **fields,
     )
 

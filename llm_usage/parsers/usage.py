@@ -20,6 +20,7 @@ usage was seen), ``partial`` (a stream was cut short; counts are what was seen) 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
@@ -62,3 +63,15 @@ class Usage:
 def details_of(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
     """``Usage.details`` from counts by key: sorted, zeros left out."""
     return tuple(sorted((key, count) for key, count in counts.items() if count))
+
+
+_TIER = re.compile(r"[a-z0-9][a-z0-9_.:+-]{0,63}")
+
+
+def tier_name(value: object) -> str | None:
+    """A service tier as a provider names it (``flex``, ``priority``, ``standard+fast``),
+    lower-cased; anything else (not a short plain name) is not taken as one."""
+    if not isinstance(value, str):
+        return None
+    name = value.strip().lower()
+    return name if _TIER.fullmatch(name) else None

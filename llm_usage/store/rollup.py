@@ -44,7 +44,11 @@ SUMS: dict[str, tuple[str, str]] = {
     "no_usage_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'none')"),
     "incompletely_priced_requests": ("INTEGER", "(coalesce(R.cost_breakdown, '') LIKE '%\"unpriced\"%')"),
     "tiered_requests": ("INTEGER", f"(coalesce(R.service_tier, '') NOT IN ({_STANDARD_TIERS}))"),
-    "tool_fees_usd": ("REAL", "coalesce(json_extract(R.cost_breakdown, '$.tool_fees_usd'), 0)"),
+    "tool_fees_usd": (
+        "REAL",
+        "CASE WHEN json_valid(R.cost_breakdown) THEN coalesce(json_extract(R.cost_breakdown, '$.tool_fees_usd'), 0) "
+        "ELSE 0 END",
+    ),
     "streaming_requests": ("INTEGER", "(coalesce(R.streaming, 0) != 0)"),
     "duration_ms": ("REAL", "coalesce(R.duration_ms, 0)"),
     "timed_requests": ("INTEGER", "(R.duration_ms IS NOT NULL)"),
@@ -110,13 +114,40 @@ def _definition() -> str:
 
 
 def ensure(db: Database) -> None:
-    """Rebuild the rollup when it is missing or was built from other definitions."""
-    db.execute("CREATE TABLE IF NOT EXISTS requests_hourly_definition (definition TEXT NOT NULL)")
-    built = db.execute("SELECT definition FROM requests_hourly_definition").fetchone()
-    wanted = _definition()
-    if built is not None and built[0] == wanted and db.table("requests_hourly").exists():
+    """Rebuild the rollup when it is missing or was built from other definitions.
+
+    In one ``BEGIN IMMEDIATE`` transaction, the definition read again inside it: two
+    processes opening the database at once (the proxy and a report) rebuild it once, a
+    writer waits rather than slipping rows past the rebuild, and a reader never sees the
+    rollup half made. A rebuild of a large database takes seconds, hence the long wait."""
+    if _built(db) == _definition():
         return
-    with db.conn:
-        rebuild(db)
-        db.execute("DELETE FROM requests_hourly_definition")
-        db.execute("INSERT INTO requests_hourly_definition VALUES (?)", [wanted])
+    conn = db.conn
+    busy = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 120000")
+    in_transaction = conn.in_transaction
+    if in_transaction:
+        conn.commit()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _built(db) != _definition():
+                rebuild(db)
+                conn.execute("CREATE TABLE IF NOT EXISTS requests_hourly_definition (definition TEXT NOT NULL)")
+                conn.execute("DELETE FROM requests_hourly_definition")
+                conn.execute("INSERT INTO requests_hourly_definition VALUES (?)", [_definition()])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+
+
+def _built(db: Database) -> str | None:
+    """The definition the rollup was built with; None when there is none (or no rollup)."""
+    tables = {row[0] for row in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "requests_hourly" not in tables or "requests_hourly_definition" not in tables:
+        return None
+    row = db.conn.execute("SELECT definition FROM requests_hourly_definition").fetchone()
+    return row[0] if row else None

@@ -259,10 +259,10 @@
     } catch (e) {
       doc = null;
     }
-    if (doc && doc.parts) {
-      for (const [name, usd] of Object.entries(doc.parts)) lines.push(`${name.replace(/_/g, " ")}: ${cost(usd)}`);
+    if (doc && typeof doc.parts === "object" && doc.parts !== null) {
+      for (const [name, usd] of Object.entries(doc.parts)) lines.push(`${name.replace(/_/g, " ")}: ${typeof usd === "number" ? cost(usd) : "?"}`);
       if (doc.reasoning_usd) lines.push(`of the output, reasoning: ${cost(doc.reasoning_usd)}`);
-      if (doc.unpriced) lines.push("not priced (so the cost is too low): " + doc.unpriced.join(", ").replace(/_/g, " "));
+      if (Array.isArray(doc.unpriced)) lines.push("not priced (so the cost is too low): " + doc.unpriced.join(", ").replace(/_/g, " "));
     }
     return lines.join("\n");
   }
@@ -294,7 +294,7 @@
         setText(input, r.input_tokens === null ? "—" : int(r.input_tokens), r.cache_read_tokens ? `${int(r.cache_read_tokens)} from cache` : "");
         setText(output, r.output_tokens === null ? "—" : int(r.output_tokens), r.reasoning_tokens ? `${int(r.reasoning_tokens)} reasoning` : "");
         setText(costTd, cost(r.cost_usd), costTitle(r));
-        costTd.classList.toggle("incomplete", (r.cost_breakdown || "").includes('"unpriced"'));
+        costTd.classList.toggle("incomplete", String(r.cost_breakdown || "").includes('"unpriced"'));
         setText(took, duration(r.duration_ms), r.ttft_ms !== null ? `first byte after ${duration(r.ttft_ms)}` : "");
         const [cls, label, title] = statusOf(r);
         const badge = status.firstChild;
