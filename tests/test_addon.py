@@ -84,7 +84,7 @@ def test_the_proxys_own_pages_answer_before_routing(addon: Addon, monkeypatch: p
     routed: list[str] = []
     route = proxy.router.request
     monkeypatch.setattr(proxy.router, "request", lambda flow: routed.append(flow.request.path) or route(flow))
-    page = _flow("/stats/summary", b"", method="GET")
+    page = _flow("/stats/summary", b"", {"host": "localhost:8080"}, method="GET")
     tctx.master.event_loop.run_until_complete(tctx.cycle(proxy, page))
     assert page.response is not None and page.response.status_code == 200 and routed == []
     call = _flow("/openai/v1/chat/completions", {"model": "m"})

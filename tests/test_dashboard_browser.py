@@ -22,7 +22,8 @@ from tests.support.harness import ROOT, Proxy
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--host-resolver-rules=MAP attacker.example 127.0.0.1"]  # fmt: skip
 TZ = "America/New_York"
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -187,3 +188,20 @@ def test_dashboard_on_a_phone(dashboard_proxy: Proxy, browser: Any) -> None:
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling of the page
     assert page.is_visible("#card-cost") and page.is_visible("#chart")
     context.close()
+
+
+def test_a_rebinding_page_cannot_read_the_stats(dashboard_proxy: Proxy, browser: Any) -> None:
+    """DNS rebinding, in a real browser: attacker.example resolves to the proxy's address
+    (here by Chromium's resolver rules, see ARGS), so the page and /stats are one origin to
+    the browser -- but the request still says ``Host: attacker.example``, and gets a 403."""
+    port = dashboard_proxy.url.rsplit(":", 1)[1]
+    page = browser.new_page()
+    try:
+        response = page.goto(f"http://attacker.example:{port}/stats/requests")
+        assert response is not None and response.status == 403
+        seen = page.evaluate("async () => (await fetch('/stats/summary')).status")  # the page's own script
+        assert seen == 403 and "openrouter" not in page.content()
+        home = page.goto(f"{dashboard_proxy.url}/stats/summary")  # the real name still works
+        assert home is not None and home.status == 200
+    finally:
+        page.close()

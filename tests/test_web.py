@@ -34,6 +34,7 @@ TOKEN = "s3cret-Tok3n"
 
 def make_flow(path: str, method: str = "GET", headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     request = tutils.treq(method=method.encode(), path=path.encode(), content=b"")
+    request.headers["host"] = "localhost:8080"  # as a browser on this machine sends it
     for key, value in (headers or {}).items():
         request.headers[key] = value
     return tflow.tflow(req=request)
@@ -58,16 +59,17 @@ async def run_hook(ui: WebUI, flow: Any) -> None:
 class Harness:
     """A WebUI inside mitmproxy's test context (taddons: unstable API, mitmproxy is pinned)."""
 
-    def __init__(self, db_path: Path, token: str = "") -> None:
+    def __init__(self, db_path: Path, token: str = "", hosts: str = "") -> None:
         self.db_path = db_path
         self.token = token
+        self.hosts = hosts
 
     def call(self, *flows: Any) -> list[Any]:
         async def go() -> list[Any]:
             ui = WebUI()
             with taddons.context(ui) as tctx:
                 tctx.options.add_option("llm_usage_db", str, str(self.db_path), "")
-                tctx.configure(ui, llm_usage_stats_token=self.token)
+                tctx.configure(ui, llm_usage_stats_token=self.token, llm_usage_allowed_hosts=self.hosts)
                 try:
                     await asyncio.gather(*(run_hook(ui, f) for f in flows))
                 finally:
@@ -357,3 +359,18 @@ def test_any_date_on_the_calendar_is_an_answer_or_a_400_naming_it(
     assert flow.response.status_code in (200, 400), (endpoint, text, tz)
     if flow.response.status_code == 400:  # naming it (or the range it makes too long a series)
         assert re.match(rf"({name}|bucket): ", body(flow)["error"]), body(flow)["error"]
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "status"),
+    [("localhost:8080", "", 200), ("127.0.0.1:8080", "", 200), ("[::1]:8080", "", 200), ("LOCALHOST.", "", 200),
+     ("attacker.example:8080", "", 403), ("localhost.attacker.example", "", 403), ("", "", 403),
+     ("stats.team.internal:8080", "stats.team.internal, other", 200)],
+)  # fmt: skip
+def test_only_expected_hosts_reach_the_pages(db_path: Path, host: str, extra: str, status: int) -> None:
+    """DNS rebinding: a page on attacker.example resolving to 127.0.0.1 sends its own name."""
+    for path in ("/stats/summary", "/dashboard", "/healthz", "/stats/requests"):
+        flow = Harness(db_path, hosts=extra).get(path, headers={"host": host})
+        assert flow.response.status_code == status, (path, host)
+        if status == 403:
+            assert b"llm_usage_allowed_hosts" in flow.response.content and b"openai" not in flow.response.content

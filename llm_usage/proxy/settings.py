@@ -83,6 +83,11 @@ class Settings:
                 "llm-usage: connection_strategy set to lazy: each request is routed by its path, "
                 "so no connection is opened before the request is read"
             )
+        if "keep_host_header" in updated and not ctx.options.keep_host_header:
+            # In reverse mode mitmproxy would replace the client's Host before any hook runs;
+            # the proxy's own pages need it (web/hosts.py: DNS rebinding), and a routed call
+            # gets its provider's Host from the router either way.
+            ctx.options.keep_host_header = True
         if updated & {PROVIDERS_OPTION, OLLAMA_OPTION}:
             try:
                 self.providers = load_providers(

@@ -28,6 +28,7 @@ from ..config.providers import RESERVED_SLUGS
 from . import queries
 from .access import authorized, login_cookie, take_credentials
 from .endpoints import ENDPOINTS, index
+from .hosts import ALLOWED_HOSTS_OPTION, allowed_hosts, host_name
 from .params import ParamError, single_values
 from .reader import StatsReader
 
@@ -96,6 +97,7 @@ class WebUI:
     def __init__(self) -> None:
         self.reader = StatsReader()
         self.token = ""
+        self.hosts = allowed_hosts("127.0.0.1", "")
         self.static_files = self._load_static()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
@@ -105,6 +107,14 @@ class WebUI:
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option(
+            ALLOWED_HOSTS_OPTION,
+            str,
+            "",
+            "Extra Host names the dashboard and stats API answer for, comma-separated (besides "
+            "localhost, the listen address and, when listening on all interfaces, this machine's "
+            "names); any other Host gets 403 (a defence against DNS rebinding).",
+        )
+        loader.add_option(
             TOKEN_OPTION,
             str,
             "",
@@ -113,6 +123,8 @@ class WebUI:
         )
 
     def configure(self, updated: set[str]) -> None:
+        if updated & {ALLOWED_HOSTS_OPTION, "listen_host"}:
+            self.hosts = allowed_hosts(ctx.options.listen_host, ctx.options.llm_usage_allowed_hosts)
         if TOKEN_OPTION in updated:
             self.token = ctx.options.llm_usage_stats_token
             if self.token:
@@ -154,6 +166,9 @@ class WebUI:
         flow.response = http.Response.make(reply.status, reply.body, reply.headers)
 
     async def _answer(self, flow: http.HTTPFlow, path: str, query: str) -> Reply:
+        if host_name(flow.request.host_header or "") not in self.hosts:
+            hint = f"add it with --set {ALLOWED_HOSTS_OPTION}=<name>"
+            return json_reply(403, {"error": f"this Host is not one the proxy answers for; {hint}"})
         pairs = parse_qsl(query, keep_blank_values=True)
         given_token = next((value for name, value in pairs if name == "token"), None)
         if given_token is not None:  # keep it out of mitmproxy's output and mitmweb
