@@ -3,8 +3,11 @@
 
 VENV      := .venv
 PY        := $(VENV)/bin/python
-PORT      ?= 8080
-HOST      ?= 0.0.0.0
+# Bind address and port: `make run PORT=9000`, else PROXY_PORT / PROXY_HOST from the
+# environment or ./.env (the seed's settings), else 8080 on all interfaces.
+dotenv     = $(shell sed -n 's/^[[:space:]]*$(1)[[:space:]]*=[[:space:]]*["'"'"']\{0,1\}\([^"'"'"'[:space:]]*\).*/\1/p' .env 2>/dev/null | tail -n 1)
+PORT      ?= $(or $(PROXY_PORT),$(call dotenv,PROXY_PORT),8080)
+HOST      ?= $(or $(PROXY_HOST),$(call dotenv,PROXY_HOST),0.0.0.0)
 ARGS      ?=
 STAMP_RUN := $(VENV)/.installed-runtime
 STAMP_TEST:= $(VENV)/.installed-test

@@ -406,3 +406,26 @@ def test_an_api_key_is_not_mistaken_for_a_subscription(addon: Addon) -> None:
     flow = _flow("/anthropic/v1/messages", {"model": "m"}, {"x-api-key": "sk-ant-api03-key", "anthropic-beta": "x"})
     request_hook(proxy, tctx, flow)
     assert flow.response is None and flow.request.host == "api.anthropic.com"
+
+
+def test_the_seeds_pricing_json_is_used_when_no_file_is_given(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from datetime import UTC, datetime
+
+    from mitmproxy.test import taddons
+
+    from llm_usage.parsers.usage import Usage
+
+    caplog.set_level("INFO")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pricing.json").write_text('{"house-model": {"input": 1.0, "output": 2.0}}')
+    proxy = LlmUsage()
+    with taddons.context(proxy) as tctx:
+        tctx.options.update(llm_usage_db=str(tmp_path / "u.db"))
+        proxy.configure(set(tctx.options.keys()))
+        usage = Usage(model="house-model", input_tokens=1_000_000, output_tokens=0)
+        priced = proxy.settings.pricer.price("openai", "openai", usage, datetime.now(UTC))
+        proxy.done()
+    assert (priced.cost_usd, priced.source) == (1, "user")
+    assert "prices from pricing.json win over the built-in ones (found in the working directory" in caplog.text

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Set
+from pathlib import Path
 
 from genai_prices import UpdatePrices
 from mitmproxy import ctx, exceptions
@@ -31,6 +32,9 @@ DB_OPTION = "llm_usage_db"
 PROVIDERS_OPTION = "llm_usage_providers"
 PRICING_OPTION = "llm_usage_pricing"
 UPDATE_PRICES_OPTION = "llm_usage_update_prices"
+SEED_PRICING = "pricing.json"
+"""The seed's price override file: used from the working directory when no
+``llm_usage_pricing`` is given."""
 OLLAMA_OPTION = "llm_usage_ollama_base_url"
 
 
@@ -104,6 +108,8 @@ class Settings:
 
     def _load_prices(self, announce: bool) -> None:
         pricing_file = ctx.options.llm_usage_pricing
+        if not pricing_file and Path(SEED_PRICING).is_file():
+            pricing_file = SEED_PRICING  # the seed's override file, where it kept it
         try:
             user, builtin, tiers = load_price_tables(pricing_file)
             check_price_scopes(user, self.providers, pricing_file)
@@ -114,7 +120,12 @@ class Settings:
             return
         self.pricer = Pricer(user, builtin, tiers)  # calls already handed to the writer keep the prices they had
         if pricing_file and announce:
-            logger.info("llm-usage: prices from %s win over the built-in ones", pricing_file)
+            seed = " (found in the working directory; --set llm_usage_pricing=... to choose another)"
+            logger.info(
+                "llm-usage: prices from %s win over the built-in ones%s",
+                pricing_file,
+                seed if pricing_file == SEED_PRICING and not ctx.options.llm_usage_pricing else "",
+            )
 
     def _open_writer(self, path: str) -> None:
         if self.writer is not None and self.writer.path == path:  # e.g. mitmproxy rolling back a refused value
