@@ -424,3 +424,11 @@ def test_odd_json_types_in_gemini_details_lose_nothing() -> None:
     body = json.dumps({"usageMetadata": meta, "modelVersion": "g"}).encode()
     usage = gemini.parse_response(body)
     assert (usage.input_tokens, usage.output_tokens, usage.details, usage.service_tier) == (10, 2, (), None)
+
+
+def test_a_negative_provider_cost_is_not_trusted() -> None:
+    from llm_usage.parsers import openai
+
+    body = json.dumps({"model": "m", "usage": {"prompt_tokens": 10, "completion_tokens": 2, "cost": -1000.5}}).encode()
+    usage = openai.parse_response(body)
+    assert usage.provider_cost_usd is None and usage.input_tokens == 10  # priced from the tables instead

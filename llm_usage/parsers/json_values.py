@@ -38,7 +38,9 @@ def as_int(value: Any) -> int | None:
 
 
 def as_decimal(value: Any) -> Decimal | None:
-    """A provider-reported cost as an exact Decimal (from the JSON number's own digits)."""
+    """A provider-reported cost as an exact Decimal (from the JSON number's own digits);
+    ``None`` for a negative or absurd one, which is then priced as if none were reported
+    (a gateway's negative figure once took a user's totals below zero)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float, str)):
@@ -46,7 +48,7 @@ def as_decimal(value: Any) -> Decimal | None:
             result = Decimal(str(value))
         except InvalidOperation:
             return None
-        return result if result.is_finite() and abs(result) < MAX_COST_USD else None
+        return result if result.is_finite() and 0 <= result < MAX_COST_USD else None
     return None
 
 
