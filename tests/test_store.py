@@ -346,3 +346,12 @@ def test_the_rollup_is_rebuilt_once_and_whole_while_others_use_the_database(tmp_
     ).fetchone()
     assert conn.execute("SELECT sum(requests), sum(input_tokens) FROM requests_hourly").fetchone() == raw
     conn.close()
+
+
+def test_a_new_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    import stat
+
+    path = tmp_path / "usage.db"
+    open_database(str(path)).close()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes["usage.db"] == 0o600 and all(mode & 0o077 == 0 for mode in modes.values()), modes

@@ -9,6 +9,8 @@ Uses sqlite-utils' migrations (https://sqlite-utils.datasette.io/en/stable/pytho
 
 from __future__ import annotations
 
+import os
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -144,7 +146,13 @@ def migrate(db: Database) -> None:
 
 
 def open_database(path: str) -> Database:
-    """Open (creating if needed) and migrate the database; raises on an unusable path."""
+    """Open (creating if needed) and migrate the database; raises on an unusable path.
+
+    A new file is created readable and writable by its owner only (0600): it says which
+    models, tools and projects someone used, and when. SQLite gives its ``-wal`` and
+    ``-shm`` files the same permissions."""
+    if path != ":memory:" and not os.path.exists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     db = Database(path)
     migrate(db)
     return db
