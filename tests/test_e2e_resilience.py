@@ -66,11 +66,32 @@ def test_stopping_writes_every_row_handed_over(upstream: MockUpstream, tmp_path:
     proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"])
     _chat(proxy, 40)
     _chat(proxy, 10, stream=True)
-    proxy.proc.send_signal(stop)  # at once: the writer gathers rows for 50 ms before each write
+    # and three streams still under way (paced: 50 events, 200 ms apart) when the signal comes
+    def slow(_: int) -> None:
+        headers = {"X-Mock-Pace-Ms": "200", "X-Mock-Events": "50"}
+        body = {"model": "gpt-4o-mini", "messages": [], "stream": True}
+        try:
+            with httpx.stream("POST", f"{proxy.url}/openai/v1/chat/completions", json=body, headers=headers) as r:
+                for _chunk in r.iter_raw():
+                    pass
+        except httpx.HTTPError:
+            pass  # the proxy went away under it
+
+    pool = ThreadPoolExecutor(3)
+    pending = [pool.submit(slow, i) for i in range(3)]
+    time.sleep(1.5)
+    proxy.proc.send_signal(stop)  # at once: the writer gathers rows for 250 ms before each write
     assert proxy.proc.wait(20) == 0
+    for future in pending:
+        future.result(20)
+    pool.shutdown()
     proxy.stop()
     rows = sqlite3.connect(proxy.db_path).execute("select streaming, count(*) from requests group by 1").fetchall()
-    assert rows == [(0, 40), (1, 10)]
+    assert rows == [(0, 40), (1, 13)]
+    cut = sqlite3.connect(proxy.db_path).execute(
+        "select usage_status, error, model from requests where error is not null"
+    ).fetchall()
+    assert len(cut) == 3 and all(status == "partial" and model for status, _error, model in cut), cut
     assert not [pid for pid in _children(proxy.proc.pid)]  # and nothing of it is left running
 
 

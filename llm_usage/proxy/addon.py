@@ -59,7 +59,7 @@ class LlmUsage:
 
     def done(self) -> None:
         self.web.done()
-        self.capture.close_sockets()
+        self.capture.close()  # calls still under way get their rows before the writer closes
         self.settings.stop_price_updates()
         self.settings.close_writer()  # every row handed over is written before mitmproxy exits
 

@@ -37,6 +37,7 @@ from .tee import StreamTee
 
 logger = logging.getLogger(__name__)
 
+STOPPED = "the proxy stopped before the call completed"
 _MODEL_KEY = re.compile(rb'"model(?:Version)?"\s*:\s*"[^"]')
 """A response body's served-model key with a non-empty string (Gemini: modelVersion)."""
 
@@ -104,11 +105,14 @@ class Capture:
     def __init__(self, submit: Callable[[CallRecord, http.HTTPFlow], None]) -> None:
         self.submit = submit
         self._calls: dict[str, RoutedCall] = {}
+        self._flows: dict[str, http.HTTPFlow] = {}
+        """The flows of the calls in ``_calls``: a call still open when the proxy stops is ended from it."""
         self._tees: dict[str, StreamTee] = {}
         self._sockets: dict[str, ResponsesSocket] = {}
 
     def begin(self, flow: http.HTTPFlow, call: RoutedCall) -> None:
         self._calls[flow.id] = call
+        self._flows[flow.id] = flow
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         call = self._calls.get(flow.id)
@@ -125,6 +129,7 @@ class Capture:
             call = self._calls[flow.id]
             if carries_calls(call):
                 del self._calls[flow.id]
+                del self._flows[flow.id]
                 self._sockets[flow.id] = ResponsesSocket(call, flow, self.submit)
             return  # any other socket stays one call, ended by websocket_end
         self._end(flow, None)
@@ -140,6 +145,20 @@ class Capture:
         if socket is not None:
             message = flow.websocket.messages[-1]  # type: ignore[union-attr]
             socket.message(message.content, message.from_client, message.timestamp)
+
+    def close(self) -> None:
+        """The proxy stops (Ctrl+C, ``q``, SIGTERM): a call still under way reached the
+        provider and is paid for, so it gets its row now -- ``partial`` for a stream cut
+        here, with the reason -- rather than none. (A call that mitmproxy already ended
+        with ``error`` has its row and is not here any more.)"""
+        for flow_id in list(self._calls):
+            flow = self._flows.get(flow_id)
+            if flow is not None:
+                try:
+                    self._end(flow, STOPPED)
+                except Exception:  # one call must not keep the others' rows (or the writer) from closing
+                    logger.exception("llm-usage: could not end a call at shutdown")
+        self.close_sockets()
 
     def close_sockets(self) -> None:
         """The proxy stops: a response still coming on an open socket was paid for, so it
@@ -160,6 +179,7 @@ class Capture:
 
     def _end(self, flow: http.HTTPFlow, failure: str | None) -> None:
         call = self._calls.pop(flow.id, None)
+        self._flows.pop(flow.id, None)
         if call is None:  # not a routed call, or already ended
             return
         tee = self._tees.pop(flow.id, None)
