@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import json
 from decimal import Decimal
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from llm_usage.accounting.account import account
 from llm_usage.accounting.line import summary_line
@@ -112,3 +116,30 @@ def test_the_secrets_of_a_request_are_its_credentials_and_query_values() -> None
     protocols = b"realtime, openai-insecure-api-key.sk-proj-xyz789"
     browser = record(request_headers=((b"Sec-WebSocket-Protocol", protocols),))
     assert browser.secrets() == ("sk-proj-xyz789",)  # a browser's key, sent as a WebSocket subprotocol
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="x"), min_size=8, max_size=60
+    ),
+    before=st.integers(min_value=0, max_value=600),
+    form=st.sampled_from(["raw", "url", "url-plus", "base64"]),
+    where=st.sampled_from(["header", "query"]),
+)
+def test_no_form_of_a_secret_survives_in_the_row(secret: str, before: int, form: str, where: str) -> None:
+    """A provider's error page echoes a credential or a query value back, in any encoding,
+    anywhere -- across the 500-character cut too: neither it nor its head reaches the row."""
+    import base64
+    from urllib.parse import quote, quote_plus, urlencode
+
+    shown = {"raw": secret, "url": quote(secret, safe=""), "url-plus": quote_plus(secret, safe=""),
+             "base64": base64.b64encode(secret.encode()).decode()}[form]  # fmt: skip
+    assume("x" not in shown)  # the filler below is x's
+    body = json.dumps({"error": {"message": "x" * before + shown + "!"}}).encode()
+    headers = ((b"X-Api-Key", secret.encode()),) if where == "header" else ()
+    target = "/v1/chat/completions" + ("?" + urlencode({"key": secret}) if where == "query" else "")
+    row, line = account(record(status_code=400, body=body, request_headers=headers, request_target=target),
+                        Pricer({}, {}))  # fmt: skip
+    assert row["error"] == ("x" * before + "[redacted]!")[:500]
+    assert shown not in line

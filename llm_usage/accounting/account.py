@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from mitmproxy.net import encoding
 
 from ..parsers import parse_whole
-from ..parsers.json_values import error_message, load_json
+from ..parsers.json_values import MAX_ERROR_CHARS, error_message, load_json
 from ..parsers.usage import Usage
 from .line import summary_line
 from .pricing import UNPRICED, Pricer
@@ -48,8 +48,8 @@ def _account(record: CallRecord, pricer: Pricer) -> tuple[Row, tuple[str, ...]]:
     if error is None and status_code is not None and status_code >= 400:
         error = usage.error or (error_message(body) if body else None) or (f"HTTP {status_code}" if owed else None)
     error = error or usage.error or unreadable or record.stream_error
-    if error:
-        error = redact(error, record.secrets())
+    if error:  # secrets out first, then the cut: a cut must not leave a secret's head behind
+        error = redact(error, record.secrets())[:MAX_ERROR_CHARS]
     if usage.model is None:
         usage = usage.with_(model=_requested_model(record))
     at = datetime.fromtimestamp(record.started_at, UTC)

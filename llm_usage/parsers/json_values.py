@@ -8,6 +8,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 MAX_ERROR_CHARS = 500
+"""What a row keeps of an error message: cut only after its secrets are taken out."""
+MAX_ERROR_SCAN = 65_536
+"""What an error message is read to (bounded memory), before redaction and the cut."""
 MAX_COST_USD = Decimal(1_000_000)
 """A reported cost above this for one call is garbage, not a price."""
 
@@ -104,4 +107,4 @@ def error_message(body: bytes | str | Any) -> str | None:
         return None
     if not isinstance(message, str):
         message = json.dumps(message)
-    return message[:MAX_ERROR_CHARS] or None
+    return message[:MAX_ERROR_SCAN] or None
