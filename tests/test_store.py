@@ -355,3 +355,20 @@ def test_a_new_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     open_database(str(path)).close()
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert modes["usage.db"] == 0o600 and all(mode & 0o077 == 0 for mode in modes.values()), modes
+
+
+def test_a_database_deleted_while_running_is_created_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """SQLite would go on writing into the unlinked file and every later row would be gone
+    without a word: the writer notices, says so, and writes into a new database."""
+    path = tmp_path / "u.db"
+    writer = UsageWriter(path)
+    writer.submit_row(_row(1))
+    assert writer.flush(10)
+    for name in ("u.db", "u.db-wal", "u.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    writer.submit_row(_row(2))
+    writer.submit_row(_row(3))
+    assert writer.flush(10)
+    writer.close()
+    got = sqlite3.connect(path).execute("select input_tokens from requests order by id").fetchall()
+    assert got == [(2,), (3,)] and "was deleted or replaced; creating it again" in caplog.text

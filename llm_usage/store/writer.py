@@ -13,6 +13,7 @@ bound meanwhile; it never reaches the user's traffic.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -130,6 +131,7 @@ class RowWriter:
         markers: list[threading.Event] = []
         stopping = False
         retry_at: float | None = None  # set while the database is failing
+        opened: tuple[int, int] | None = None  # the file the open database is
         while True:
             if retry_at is None:
                 items = self._take(block=True, timeout=None)
@@ -158,9 +160,16 @@ class RowWriter:
                 logger.error("llm-usage: dropped %d unwritten row(s) while the database fails", overflow)
             wrote = False
             if pending and (retry_at is None or time.monotonic() >= retry_at or stopping):
+                if db is not None and _file_identity(self.path) != opened:
+                    # Deleted or replaced under us: SQLite would go on writing into the
+                    # unlinked file, and every row after would be lost without a word.
+                    logger.warning("llm-usage: %s was deleted or replaced; creating it again", self.path)
+                    _close_quietly(db)
+                    db = None
                 try:
                     if db is None:
                         db = open_database(self.path)
+                        opened = _file_identity(self.path)
                         # WAL + NORMAL: no fsync per commit; still never corrupt, at worst
                         # the last moments of rows are lost on a power cut. Temporary
                         # tables and statement journals in memory, not files in /var/tmp
@@ -254,6 +263,15 @@ def _database_failure(exc: Exception) -> bool:
 
 def _describe(row: dict[str, Any]) -> str:
     return f"{row.get('timestamp')} {row.get('provider')} {row.get('endpoint')}"
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none. One ``stat`` a batch."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _close_quietly(db: Database | None) -> None:
