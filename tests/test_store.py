@@ -372,3 +372,21 @@ def test_a_database_deleted_while_running_is_created_again(tmp_path: Path, caplo
     writer.close()
     got = sqlite3.connect(path).execute("select input_tokens from requests order by id").fetchall()
     assert got == [(2,), (3,)] and "was deleted or replaced; creating it again" in caplog.text
+
+
+def test_the_writer_says_why_rows_cannot_be_written_until_they_can(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    writer = UsageWriter(path)
+    writer.submit_row(_row(1))
+    assert writer.flush(10) and writer.problem is None
+    blocker = sqlite3.connect(path)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the database
+    writer.submit_row(_row(2))
+    deadline = time.monotonic() + 20
+    while writer.problem is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.problem is not None and "locked" in writer.problem
+    blocker.rollback()
+    blocker.close()
+    assert writer.flush(20) and writer.problem is None  # written at the retry; healthy again
+    writer.close()

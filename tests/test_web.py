@@ -59,14 +59,16 @@ async def run_hook(ui: WebUI, flow: Any) -> None:
 class Harness:
     """A WebUI inside mitmproxy's test context (taddons: unstable API, mitmproxy is pinned)."""
 
-    def __init__(self, db_path: Path, token: str = "", hosts: str = "") -> None:
+    def __init__(self, db_path: Path, token: str = "", hosts: str = "", problem: str | None = None) -> None:
         self.db_path = db_path
         self.token = token
         self.hosts = hosts
+        self.problem = problem
 
     def call(self, *flows: Any) -> list[Any]:
         async def go() -> list[Any]:
             ui = WebUI()
+            ui.writer_problem = lambda: self.problem
             with taddons.context(ui) as tctx:
                 tctx.options.add_option("llm_usage_db", str, str(self.db_path), "")
                 tctx.configure(ui, llm_usage_stats_token=self.token, llm_usage_allowed_hosts=self.hosts)
@@ -374,3 +376,12 @@ def test_only_expected_hosts_reach_the_pages(db_path: Path, host: str, extra: st
         assert flow.response.status_code == status, (path, host)
         if status == 403:
             assert b"llm_usage_allowed_hosts" in flow.response.content and b"openai" not in flow.response.content
+
+
+def test_health_says_degraded_while_rows_cannot_be_written(db_path: Path) -> None:
+    healthy = body(Harness(db_path).get("/healthz"))
+    assert healthy == {"ok": True, "database": "ok"}
+    failing = Harness(db_path, problem="rows cannot be written: database is locked").get("/healthz")
+    assert failing.response.status_code == 200  # the proxy still carries traffic
+    assert body(failing) == {"ok": False, "database": "ok", "status": "degraded",
+                             "reason": "rows cannot be written: database is locked"}  # fmt: skip

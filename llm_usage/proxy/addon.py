@@ -33,6 +33,7 @@ class LlmUsage:
     def __init__(self) -> None:
         self.settings = Settings()
         self.web = WebUI()
+        self.web.writer_problem = self._writer_problem
         self.router = Router(self.settings)
         self.capture = Capture(self.submit)
         self._announce: Callable[[http.HTTPFlow], object] | None = None
@@ -42,6 +43,10 @@ class LlmUsage:
         self.error = self.capture.error
         self.websocket_message = self.capture.websocket_message
         self.websocket_end = self.capture.websocket_end
+
+    def _writer_problem(self) -> str | None:
+        writer = self.settings.writer
+        return "no database is open" if writer is None else writer.problem
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         self.settings.load(loader)

@@ -101,6 +101,8 @@ class RowWriter:
         self.written = 0
         self.dropped = 0
         self.failures = 0
+        self.problem: str | None = None
+        """Why rows cannot be written right now (``/healthz`` says so); None while they can."""
         self._thread.start()
 
     def submit(self, job: Job) -> None:
@@ -180,8 +182,10 @@ class RowWriter:
                     pending = []
                     retry_at = None
                     wrote = True
+                    self.problem = None
                 except (sqlite3.Error, OSError) as exc:
                     self.failures += 1
+                    self.problem = f"rows cannot be written: {exc}"
                     logger.error(
                         "llm-usage: could not write %d row(s) to %s: %s (will retry; traffic is unaffected)",
                         len(pending),

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -98,6 +98,8 @@ class WebUI:
         self.reader = StatsReader()
         self.token = ""
         self.hosts = allowed_hosts("127.0.0.1", "")
+        self.writer_problem: Callable[[], str | None] = lambda: None
+        """Why rows cannot be written now (the row writer's word), for /healthz."""
         self.static_files = self._load_static()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
@@ -208,11 +210,16 @@ class WebUI:
     # ------------------------------------------------------------ views
 
     async def healthz(self) -> Reply:
+        """Traffic flows either way; ``degraded``, with the reason, while rows cannot be written."""
         try:
-            return json_reply(200, await self.reader.run(ctx.options.llm_usage_db, queries.health))
+            state = await self.reader.run(ctx.options.llm_usage_db, queries.health)
         except sqlite3.Error as exc:
             logger.error("llm-usage: /healthz cannot read the database: %s", exc)
             return json_reply(503, {"ok": False, "database": "unreadable"})
+        problem = self.writer_problem()
+        if problem:
+            state = {**state, "ok": False, "status": "degraded", "reason": problem}
+        return json_reply(200, state)
 
     async def stats_index(self) -> Reply:
         return json_reply(200, index())
