@@ -66,6 +66,7 @@ def test_stopping_writes_every_row_handed_over(upstream: MockUpstream, tmp_path:
     proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers_file(tmp_path, upstream.url)}"])
     _chat(proxy, 40)
     _chat(proxy, 10, stream=True)
+
     # and three streams still under way (paced: 50 events, 200 ms apart) when the signal comes
     def slow(_: int) -> None:
         headers = {"X-Mock-Pace-Ms": "200", "X-Mock-Events": "50"}
@@ -88,9 +89,11 @@ def test_stopping_writes_every_row_handed_over(upstream: MockUpstream, tmp_path:
     proxy.stop()
     rows = sqlite3.connect(proxy.db_path).execute("select streaming, count(*) from requests group by 1").fetchall()
     assert rows == [(0, 40), (1, 13)]
-    cut = sqlite3.connect(proxy.db_path).execute(
-        "select usage_status, error, model from requests where error is not null"
-    ).fetchall()
+    cut = (
+        sqlite3.connect(proxy.db_path)
+        .execute("select usage_status, error, model from requests where error is not null")
+        .fetchall()
+    )
     assert len(cut) == 3 and all(status == "partial" and model for status, _error, model in cut), cut
     assert not [pid for pid in _children(proxy.proc.pid)]  # and nothing of it is left running
 
