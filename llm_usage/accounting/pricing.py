@@ -191,46 +191,44 @@ def genai_breakdown(model_price: ModelPrice, usage: Usage) -> Breakdown:
     terms; its helpers are used as they are, the version is pinned, and a test holds the
     sum of this breakdown to ``calc_price``'s total for every priced model)."""
     resolved = _resolved(model_price)
+    counts = _genai_counts(usage)
     try:
         # A priced unit the usage does not mention is 0 here, said outright: genai-prices
         # would otherwise infer it from the others for every call (two thirds of the cost).
-        counts = _compute_registry_priced_counts(resolved, genai_usage(usage, _zero_keys(resolved, usage)))
+        zero = dict.fromkeys(_zero_keys(resolved, counts), 0)
+        priced = _compute_registry_priced_counts(resolved, genai_prices.Usage(**zero, **counts))
     except ValueError:  # a parent said to be 0 under a reported child: let genai-prices infer it
-        counts = _compute_registry_priced_counts(resolved, genai_usage(usage))
+        priced = _compute_registry_priced_counts(resolved, genai_prices.Usage(**counts))
     tiered = any(isinstance(price, TieredPrices) for _, price in resolved)
     threshold = (usage.input_tokens or 0) if tiered else 0
     parts = [
-        (unit.usage_key, calc_unit_price(price, counts[unit.usage_key], threshold, unit.per))
+        (unit.usage_key, calc_unit_price(price, priced[unit.usage_key], threshold, unit.per))
         for unit, price in resolved
     ]
     return tuple((name, cost) for name, cost in parts if cost)
 
 
-def genai_usage(usage: Usage, zero: list[str] | None = None) -> genai_prices.Usage:
-    """The usage in genai-prices' terms; ``zero``: keys to state as 0 when not reported."""
-    counts: dict[str, int] = dict.fromkeys((key for key in zero or () if key != "requests"), 0)
-    counts.update(
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
-    )
+def _genai_counts(usage: Usage) -> dict[str, int]:
+    """The usage in genai-prices' terms (its ``Usage`` keys), as reported."""
+    counts = {"input_tokens": usage.input_tokens or 0, "output_tokens": usage.output_tokens or 0}
     if usage.cache_read_tokens:
         counts["cache_read_tokens"] = usage.cache_read_tokens
     if usage.cache_write_tokens:
         counts["cache_write_tokens"] = usage.cache_write_tokens
     counts.update((key, n) for key, n in usage.details if key in GENAI_USAGE_KEYS)
-    return genai_prices.Usage(**counts)
+    return counts
 
 
-def _zero_keys(resolved: tuple[Any, ...], usage: Usage) -> list[str]:
+def _zero_keys(resolved: tuple[Any, ...], counts: dict[str, int]) -> list[str]:
     """The priced units the usage does not mention, which are then 0 -- unless two of its
     more general units are reported (cached *and* audio tokens, but not how many cached
     tokens were audio): genai-prices refuses to guess that, and so does this."""
     registry = _get_registry()
-    reported = {key for key, n in genai_usage(usage).__dict__.items() if n}
+    reported = {key for key, n in counts.items() if n}
     zero = []
     for unit, _ in resolved:
         key = unit.usage_key
-        if key in reported or key == "requests":
+        if key in counts or key == "requests":
             continue
         general = registry.ancestor_usage_keys(key) - {"input_tokens", "output_tokens"}
         if len(general & reported) < 2:
