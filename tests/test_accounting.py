@@ -48,7 +48,7 @@ def test_row_has_every_column_and_a_readable_line() -> None:
     priced = Priced(Decimal("0.001941"), "genai-prices 0.2.3", Decimal("0.00267"))
     row = build_row(streamed, usage, priced, "complete", None)
     assert tuple(row) == COLUMNS
-    assert row["timestamp"] == "2025-11-24T16:00:00.000+00:00"
+    assert row["timestamp"] == 1_764_000_000.0  # Unix seconds (2025-11-24T16:00:00Z), as in the seed's table
     assert (row["duration_ms"], row["ttft_ms"], row["total_tokens"], row["streaming"]) == (1500.0, 250.0, 1518, 1)
     line = summary_line(row)
     assert line == (

@@ -47,7 +47,7 @@ def dashboard_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]
     db = open_database(db_path)
     at = datetime.now(UTC) - timedelta(days=3)
     db.table("requests").insert_all(
-        {"timestamp": (at + timedelta(minutes=i)).isoformat(timespec="milliseconds"), "provider": "openrouter",
+        {"timestamp": (at + timedelta(minutes=i)).timestamp(), "provider": "openrouter",
          "model": HOSTILE, "endpoint": "/api/v1/<b>chat</b>", "method": "POST", "input_tokens": 10, "output_tokens": 2,
          "total_tokens": 12, "cost_usd": None, "status_code": 200, "usage_status": "complete",
          "client": "<script>alert(2)</script>", "error": None}
@@ -56,7 +56,7 @@ def dashboard_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]
     breakdown = {"parts": {"input_tokens": 0.003, "web_searches": 0.03}, "tool_fees_usd": 0.03,
                  "unpriced": ["service_tier:priority"]}  # fmt: skip
     db.table("requests").insert(
-        {"timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"), "provider": "anthropic",
+        {"timestamp": datetime.now(UTC).timestamp(), "provider": "anthropic",
          "model": "claude-sonnet-4-5", "endpoint": "/v1/messages", "method": "POST", "input_tokens": 1000,
          "output_tokens": 0, "total_tokens": 1000, "cost_usd": 0.033, "cost_source": "genai-prices 0.2.3",
          "status_code": 200, "usage_status": "complete", "service_tier": "priority",
@@ -205,3 +205,68 @@ def test_a_rebinding_page_cannot_read_the_stats(dashboard_proxy: Proxy, browser:
         assert home is not None and home.status == 200
     finally:
         page.close()
+
+
+def test_the_seeds_database_in_every_endpoint_and_the_dashboard(tmp_path: Path, browser: Any) -> None:
+    """The seed's exact table with a week of its REAL-timestamp rows, and ISO rows an earlier
+    release appended: the proxy converts them, and every endpoint and the dashboard's views
+    (the "All" one too) count every row, as a query written for the seed's schema does."""
+    import sqlite3
+    import time
+
+    from tests.support.seed_db import make_seed_db, week_of_rows
+
+    now = time.time()
+    path = tmp_path / "usage.db"
+    make_seed_db(path, week_of_rows(now - 60))
+    conn = sqlite3.connect(path)
+    conn.executemany(
+        "INSERT INTO requests (timestamp, provider, model, endpoint, method, input_tokens, output_tokens, "
+        "total_tokens, cost_usd, status_code) VALUES (?, 'openai', 'gpt-4o-mini', '/v1/chat/completions', 'POST', "
+        "100, 10, 110, 0.0001, 200)",
+        [(datetime.fromtimestamp(now - 600 * i, UTC).isoformat(timespec="milliseconds"),) for i in range(1, 11)],
+    )
+    conn.commit()
+    conn.close()
+    proxy = Proxy(tmp_path, [])
+    try:
+        assert api(proxy, "/healthz")["ok"] is True  # answered once the addon has opened (and migrated) the file
+        sql = sqlite3.connect(path)
+        assert sql.execute("SELECT typeof(timestamp), count(*) FROM requests GROUP BY 1").fetchall() == [("real", 710)]
+        seed_query = "SELECT count(*), sum(cost_usd) FROM requests WHERE timestamp > strftime('%s', 'now', '-8 days')"
+        count, cost = sql.execute(seed_query).fetchone()
+        assert count == 710
+
+        totals = api(proxy, "/stats/summary", days="30")["totals"]
+        assert totals["total_requests"] == 710 and totals["total_cost_usd"] == pytest.approx(cost)
+        per_provider = dict(sql.execute("SELECT provider, count(*) FROM requests GROUP BY provider").fetchall())
+        for path_, key in (("/stats/by-provider", "providers"), ("/stats/summary", "by_provider")):
+            got = api(proxy, path_, days="30")[key]
+            assert {p["provider"]: p["requests"] for p in got} == per_provider
+        models = api(proxy, "/stats/by-model", days="30")["models"]
+        assert sum(m["requests"] for m in models) == 710
+        assert sum(c["requests"] for c in api(proxy, "/stats/by-client", days="30")["clients"]) == 710
+        log = api(proxy, "/stats/requests", days="30", limit="500")
+        assert log["total"] == 710 and len(log["requests"]) == 500
+        newest = sql.execute("SELECT max(timestamp) FROM requests").fetchone()[0]
+        assert log["requests"][0]["timestamp"] == datetime.fromtimestamp(newest, UTC).isoformat(timespec="milliseconds")
+        until = datetime.now(UTC).isoformat()
+        for params in ({"days": "7"}, {"until": until}, {"days": "7", "bucket": "hour"}):
+            series = api(proxy, "/stats/timeseries", **params)
+            since = series["window"]["since"]
+            low = datetime.fromisoformat(since).timestamp() if since else 0
+            want = sql.execute("SELECT count(*) FROM requests WHERE timestamp >= ?", [low]).fetchone()[0]
+            assert sum(p["requests"] for p in series["points"]) == want > 600, params
+
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id=TZ)
+        page = context.new_page()
+        for view in ("all", "30"):
+            page.goto(f"{proxy.url}/dashboard#days={view}")
+            wait_loads(page, 0)
+            assert page.is_hidden("#banner"), page.text_content("#banner")
+            assert digits(page.text_content("#card-requests") or "") == "710", view
+            page.goto("about:blank")
+        context.close()
+        sql.close()
+    finally:
+        proxy.stop()

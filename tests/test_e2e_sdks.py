@@ -5,6 +5,8 @@ Every wire format, streamed and not; each call must produce exactly one correct 
 
 from __future__ import annotations
 
+import time
+
 import anthropic
 import httpx
 import ollama
@@ -28,6 +30,7 @@ def test_openai_chat_non_streamed(proxy: Proxy, upstream: MockUpstream, new_rows
     reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content == "Hello from the mock upstream!"
     [row] = new_rows(1)
+    assert isinstance(row["timestamp"], float) and abs(row["timestamp"] - time.time()) < 60  # Unix seconds
     assert row["provider"] == "openai"
     assert row["model"] == "gpt-4o-mini-2024-07-18"  # the served model, not the requested one
     assert row["endpoint"] == "/v1/chat/completions"

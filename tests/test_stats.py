@@ -32,8 +32,9 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
-def ts(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+def ts(moment: datetime) -> float:
+    """A stored timestamp: Unix seconds."""
+    return moment.timestamp()
 
 
 def row(at: datetime, **values: Any) -> dict[str, Any]:
@@ -265,7 +266,11 @@ def test_ties_are_broken_by_requests_then_name() -> None:
     rows = [("zeta", 1.0), ("alpha", 1.0), ("beta", 0.5), ("beta", 0.5), ("gamma", 1.0), ("mute", None)]
     db.table("requests").insert_all(
         {
-            "timestamp": f"2026-11-28T{'09:45' if name == 'alpha' else '10:30'}:00.000+00:00",
+            "timestamp": ts(
+                datetime(2026, 11, 28, 9, 45, tzinfo=UTC)
+                if name == "alpha"
+                else datetime(2026, 11, 28, 10, 30, tzinfo=UTC)
+            ),
             "provider": name,
             "input_tokens": 1,
             "cost_usd": cost,
@@ -349,7 +354,8 @@ def test_requests_since_until(conn: sqlite3.Connection) -> None:
     since, until = "2026-11-20T10:00:00+01:00", "2026-11-22"
     got = stats.recent_requests(conn, filters(since=since, until=until), parse_page({"limit": "500"}))
     want = conn.execute(
-        "SELECT count(*) FROM requests WHERE timestamp >= '2026-11-20T09:00:00' AND timestamp < '2026-11-22T00:00:00'"
+        "SELECT count(*) FROM requests WHERE timestamp >= :s AND timestamp < :u",
+        {"s": ts(datetime(2026, 11, 20, 9, tzinfo=UTC)), "u": ts(datetime(2026, 11, 22, tzinfo=UTC))},
     ).fetchone()[0]
     assert got["total"] == len(got["requests"]) == want > 0
 
@@ -584,10 +590,13 @@ def test_empty_database_gives_zeros() -> None:
     assert stats.health(None)["ok"] is True
 
 
-def test_timestamp_keys_round_up_to_the_stored_millisecond() -> None:
-    moment = datetime(2026, 1, 2, 3, 4, 5, 123400, tzinfo=UTC)
-    assert stats.timestamp_key(moment) == "2026-01-02T03:04:05.124"
-    assert stats.timestamp_key(moment.replace(microsecond=123000)) == "2026-01-02T03:04:05.123"
-    stored = "2026-01-02T03:04:05.123+00:00"
-    assert stored >= stats.timestamp_key(moment.replace(microsecond=123000))
-    assert not stored >= stats.timestamp_key(moment)
+def test_a_bound_includes_the_row_stored_at_its_instant() -> None:
+    """Bounds and rows are the same Unix seconds: ``since`` includes a row at that very
+    instant and ``until`` excludes it (``[since, until)``), to the microsecond."""
+    at = datetime(2026, 11, 25, 8, 30, 15, 123456, tzinfo=UTC)
+    db = open_database(":memory:")
+    db.table("requests").insert(row(at))
+    first = stats.recent_requests(db, filters(since=at.isoformat()), parse_page({}))
+    assert first["total"] == 1 and first["requests"][0]["timestamp"] == "2026-11-25T08:30:15.123+00:00"
+    assert stats.recent_requests(db, filters(until=at.isoformat()), parse_page({}))["total"] == 0
+    assert stats.summary(db, filters(since=at.isoformat()))["totals"]["total_requests"] == 1

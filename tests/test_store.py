@@ -18,11 +18,12 @@ from llm_usage.store.writer import RowWriter
 from llm_usage.web import queries
 from llm_usage.web.params import parse_filters, parse_page, parse_series
 from llm_usage.web.reader import open_read_only
+from tests.support.seed_db import make_seed_db, week_of_rows
 
 
 def _row(i: int) -> dict[str, object]:
     return {
-        "timestamp": f"2026-11-29T00:00:{i % 60:02d}.000+00:00",
+        "timestamp": 1795910400.0 + i % 60,
         "provider": "openai",
         "model": "m",
         "endpoint": "/v1/chat/completions",
@@ -161,8 +162,8 @@ def test_a_value_sqlite_cannot_bind_is_that_rows_fault_not_the_databases(tmp_pat
 
 # ---------------------------------------------------------------- migrations
 
-SEED_ROWS = [
-    # the seed's own rows: canonical, and two timestamp spellings an older writer may have used
+EARLIER_ROWS = [
+    # rows of a release before m008 (``timestamp`` TEXT): canonical ISO, and two spellings an older writer used
     ("2026-06-01T10:15:00.250+00:00", "openai", "gpt-4o-mini", 100, 20, 0.0012, 200, None),
     ("2026-06-01 11:20:30", "anthropic", "claude-3-5-sonnet", 1000, 200, 0.006, 200, None),
     ("2026-06-02T08:00:00.123456Z", "openai", "gpt-4o", 50, 0, None, 200, None),
@@ -170,11 +171,13 @@ SEED_ROWS = [
 ]
 
 
-def make_seed_db(path: Path) -> None:
+def make_earlier_db(path: Path) -> None:
+    """A database as the releases before m008 made it: the seed's columns with ``timestamp`` TEXT."""
     conn = sqlite3.connect(path)
     types = {int: "INTEGER", str: "TEXT", float: "FLOAT"}
     columns = ", ".join(
-        f"{name} {types[kind]}{' PRIMARY KEY' if name == 'id' else ''}" for name, kind in SEED_COLUMNS.items()
+        f"{name} {'TEXT' if name == 'timestamp' else types[kind]}{' PRIMARY KEY' if name == 'id' else ''}"
+        for name, kind in SEED_COLUMNS.items()
     )
     conn.execute(f"CREATE TABLE requests ({columns})")
     conn.execute("CREATE INDEX idx_requests_timestamp ON requests (timestamp)")
@@ -186,51 +189,90 @@ def make_seed_db(path: Path) -> None:
         [
             {"ts": ts, "provider": p, "model": m, "input": i, "output": o,
              "total": None if i is None else i + o, "cost": c, "status": s, "error": e}
-            for ts, p, m, i, o, c, s, e in SEED_ROWS
+            for ts, p, m, i, o, c, s, e in EARLIER_ROWS
         ],
     )  # fmt: skip
     conn.commit()
     conn.close()
 
 
-def test_seed_database_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
+def unix(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def test_an_earlier_releases_database_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
-    make_seed_db(path)
+    make_earlier_db(path)
     db = open_database(str(path))
     assert list(db.table("requests").columns_dict) == ["id", *COLUMNS]  # the row's keys are the columns
+    assert db.table("requests").columns_dict["timestamp"] is float
     rows = list(db.query("SELECT * FROM requests ORDER BY id"))
     assert [(r["provider"], r["model"], r["input_tokens"], r["cost_usd"]) for r in rows] == [
-        (p, m, i, c) for _, p, m, i, _, c, _, _ in SEED_ROWS
+        (p, m, i, c) for _, p, m, i, _, c, _, _ in EARLIER_ROWS
     ]
     assert all(r["client"] is None and r["usage_status"] is None for r in rows)
-    # every timestamp now in the one form the stats' string ranges rely on
+    # every timestamp now the seed's REAL Unix seconds, to the millisecond it was kept with
     assert [r["timestamp"] for r in rows] == [
-        "2026-06-01T10:15:00.250+00:00",
-        "2026-06-01T11:20:30.000+00:00",
-        "2026-06-02T08:00:00.123+00:00",
-        "2026-06-02T09:00:00.000+00:00",
+        unix("2026-06-01T10:15:00.250"),
+        unix("2026-06-01T11:20:30"),
+        unix("2026-06-02T08:00:00.123"),
+        unix("2026-06-02T09:00:00"),
     ]
     indexes = {tuple(index.columns) for index in db.table("requests").indexes}
     assert {("timestamp",), ("provider",), ("model",), ("provider", "timestamp"), ("client", "timestamp")} <= indexes
     hourly = db.execute("SELECT sum(requests), sum(input_tokens) FROM requests_hourly").fetchone()
     assert hourly == (4, 1150)
-    # A second start runs no migration again: m005 would rewrite this odd timestamp and
+    # A second start runs no migration again: m008 would rewrite this text and
     # add every row to requests_hourly a second time.
-    db.execute("INSERT INTO requests (timestamp, provider, input_tokens) VALUES ('2026-06-03 10:00:00', 'x', 5)")
+    db.execute("INSERT INTO requests (timestamp, provider, input_tokens) VALUES (?, 'x', 5)", [unix("2026-06-03")])
+    db.execute("INSERT INTO requests (timestamp, provider, input_tokens) VALUES ('2026-06-03 10:00:00', 'y', 7)")
     db.conn.commit()
     applied = db.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
     db.close()
     again = open_database(str(path))
     assert again.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall() == applied
     assert [name for (name,) in applied] == [m.name for m in MIGRATIONS._migrations]  # each once, in order
-    assert again.execute("SELECT timestamp FROM requests WHERE provider = 'x'").fetchone() == ("2026-06-03 10:00:00",)
+    assert again.execute("SELECT timestamp FROM requests WHERE provider = 'y'").fetchone() == ("2026-06-03 10:00:00",)
     assert again.execute("SELECT sum(requests), sum(input_tokens) FROM requests_hourly").fetchone() == (5, 1155)
     again.close()
 
 
+def test_the_seeds_own_table_keeps_its_history_and_ends_uniform(tmp_path: Path) -> None:
+    """The seed's exact table (REAL timestamps) that an earlier release then wrote ISO text
+    into: every row ends as REAL Unix seconds, the seed's rows untouched, and a query
+    written for the seed's schema counts them all."""
+    path = tmp_path / "usage.db"
+    now = time.time()
+    seed_rows = week_of_rows(now - 86400, count=100)
+    make_seed_db(path, seed_rows)
+    conn = sqlite3.connect(path)  # what a release before m008 appended
+    later = [now - 3600 * (i + 1) for i in range(10)]
+    conn.executemany(
+        "INSERT INTO requests (timestamp, provider, model, input_tokens, output_tokens, cost_usd) "
+        "VALUES (?, 'openai', 'gpt-4o-mini', 10, 2, 0.001)",
+        [(datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds"),) for at in later],
+    )
+    conn.commit()
+    conn.close()
+    db = open_database(str(path))
+    kinds = db.execute("SELECT typeof(timestamp), count(*) FROM requests GROUP BY 1").fetchall()
+    assert kinds == [("real", 110)]
+    stored = [r[0] for r in db.execute("SELECT timestamp FROM requests ORDER BY id")]
+    assert stored[:100] == [r["timestamp"] for r in seed_rows]  # the seed's own values, bit for bit
+    assert stored[100:] == pytest.approx(later, abs=0.001)  # ISO kept (truncated) milliseconds
+    week = "SELECT count(*) FROM requests WHERE timestamp > strftime('%s', 'now', '-8 days')"
+    assert db.execute(week).fetchone()[0] == 110
+    f = parse_filters({"days": "30"}, datetime.now(UTC))
+    assert queries.summary(db, f)["totals"]["total_requests"] == 110
+    page = queries.recent_requests(db, f, parse_page({"limit": "500"}))
+    assert page["total"] == len(page["requests"]) == 110
+    assert page["requests"][0]["timestamp"].endswith("+00:00")
+    db.close()
+
+
 def test_stats_work_on_migrated_rows(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
-    make_seed_db(path)
+    make_earlier_db(path)
     open_database(str(path)).close()
     conn = open_read_only(path)
     now = datetime(2026, 6, 3, tzinfo=UTC)
@@ -251,7 +293,7 @@ def test_stats_work_on_migrated_rows(tmp_path: Path) -> None:
     assert [p["requests"] for p in points] == [2, 2]
     # new rows written after the migration land in the rollup too
     db = open_database(str(path))
-    db.table("requests").insert({"timestamp": "2026-06-02T10:00:00.000+00:00", "provider": "gemini", "cost_usd": 0.5})
+    db.table("requests").insert({"timestamp": unix("2026-06-02T10:00:00"), "provider": "gemini", "cost_usd": 0.5})
     db.close()
     assert queries.summary(conn, f)["totals"]["total_requests"] == 5
     conn.close()
@@ -291,7 +333,7 @@ def test_requests_that_owe_no_usage_stop_counting_as_failed_calls(tmp_path: Path
         ("POST", None, "HTTP 500", "http"),
         ("POST", None, None, "http"),
     ]
-    db.table("requests").insert({"timestamp": "2026-06-01T11:00:00.000+00:00", "provider": "p", "method": "OPTIONS",
+    db.table("requests").insert({"timestamp": unix("2026-06-01T11:00:00"), "provider": "p", "method": "OPTIONS",
                                  "status_code": 404, "usage_status": "none"})  # fmt: skip
     db.close()
     conn = open_read_only(path)
@@ -331,7 +373,7 @@ def test_the_rollup_is_rebuilt_once_and_whole_while_others_use_the_database(tmp_
         for i in range(200):
             with conn:
                 conn.execute("INSERT INTO requests (timestamp, provider, input_tokens) VALUES (?, 'w', ?)",
-                             ("2026-11-30T10:00:00.000+00:00", i))  # fmt: skip
+                             (unix("2026-11-30T10:00:00"), i))  # fmt: skip
         conn.close()
 
     threads = [threading.Thread(target=f) for f in (open_it, open_it, write)]

@@ -11,7 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
@@ -94,9 +94,9 @@ def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("web") / "usage.db"
     db = open_database(path)
     db.table("requests").insert_all(
-        {"timestamp": f"2026-11-2{i % 3}T1{i % 10}:00:00.000+00:00", "provider": "openai", "model": f"m{i % 4}",
-         "input_tokens": 10, "output_tokens": 5, "total_tokens": 15, "cost_usd": 0.01, "status_code": 200,
-         "client": "curl", "usage_status": "complete"}
+        {"timestamp": datetime(2026, 11, 20 + i % 3, 10 + i % 10, tzinfo=UTC).timestamp(), "provider": "openai",
+         "model": f"m{i % 4}", "input_tokens": 10, "output_tokens": 5, "total_tokens": 15, "cost_usd": 0.01,
+         "status_code": 200, "client": "curl", "usage_status": "complete"}
         for i in range(30)
     )  # fmt: skip
     db.close()

@@ -23,8 +23,9 @@ _COST_PLACES = Decimal("1e-12")
 
 
 class Row(TypedDict):
-    timestamp: str
-    """Request start, ISO-8601 UTC with milliseconds (``2026-11-29T05:45:55.123+00:00``)."""
+    timestamp: float
+    """Request start in Unix seconds (REAL, as in the seed's table: a query such as
+    ``timestamp > strftime('%s', 'now', '-1 day')`` is right); the API shows it as ISO-8601."""
     provider: str
     model: str | None
     endpoint: str
@@ -59,6 +60,7 @@ COLUMNS: tuple[str, ...] = tuple(Row.__annotations__)
 
 
 def iso_utc(ts: float) -> str:
+    """``ts`` (Unix seconds) as the API shows it: ``2026-11-29T05:45:55.123+00:00``."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
@@ -151,7 +153,7 @@ def clean_text(value: str | None) -> str | None:
 def build_row(record: CallRecord, usage: Usage, priced: Priced, status: str | None, error: str | None) -> Row:
     streamed = record.streamed
     return Row(
-        timestamp=iso_utc(record.started_at),
+        timestamp=round(record.started_at, 6),
         provider=record.provider.slug,
         model=clean_text(usage.model),
         endpoint=record.path,

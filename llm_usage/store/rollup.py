@@ -53,24 +53,27 @@ SUMS: dict[str, tuple[str, str]] = {
     "duration_ms": ("REAL", "coalesce(R.duration_ms, 0)"),
     "timed_requests": ("INTEGER", "(R.duration_ms IS NOT NULL)"),
 }
-KEYS: dict[str, str] = {
-    "hour": "substr(R.timestamp, 1, 13)",
-    "provider": "coalesce(R.provider, '')",
-    "model": "coalesce(R.model, '')",
-    "client": "coalesce(R.client, '')",
+KEYS: dict[str, tuple[str, str]] = {
+    # name -> (SQL type, value for row ``R``)
+    "hour": ("INTEGER", "CAST(R.timestamp / 3600 AS INTEGER) * 3600"),  # the UTC hour's start, Unix seconds
+    "provider": ("TEXT", "coalesce(R.provider, '')"),
+    "model": ("TEXT", "coalesce(R.model, '')"),
+    "client": ("TEXT", "coalesce(R.client, '')"),
 }
+TIMED = "typeof(R.timestamp) IN ('real', 'integer')"
+"""A row with a time (the rest -- text a migration could not read as one -- is in no range)."""
 _EVENTS = ("insert", "delete", "update")
 
 
 def _upsert(row: str, sign: str) -> str:
     """Add (sign '') or subtract (sign '-') the ``row`` (NEW or OLD) to its hour's sums."""
     names = [*KEYS, *SUMS]
-    values = [*KEYS.values(), *(f"{sign}{expr}" for _, expr in SUMS.values())]
+    values = [*(expr for _, expr in KEYS.values()), *(f"{sign}{expr}" for _, expr in SUMS.values())]
     sets = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMS)
     # "WHERE" is required here: it tells SQLite's parser the ON belongs to the upsert.
     sql = (
         f"INSERT INTO requests_hourly ({', '.join(names)}) SELECT {', '.join(values)} "
-        f"WHERE R.timestamp IS NOT NULL ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET {sets};"
+        f"WHERE {TIMED} ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET {sets};"
     )
     return sql.replace("R.", f"{row}.")
 
@@ -89,14 +92,14 @@ def rebuild(db: Database) -> None:
     for event in _EVENTS:
         db.execute(f"DROP TRIGGER IF EXISTS requests_hourly_{event}")
     db.execute("DROP TABLE IF EXISTS requests_hourly")
-    keys = ", ".join(f"{name} TEXT NOT NULL" for name in KEYS)
+    keys = ", ".join(f"{name} {sql_type} NOT NULL" for name, (sql_type, _) in KEYS.items())
     sums = ", ".join(f"{name} {sql_type} NOT NULL DEFAULT 0" for name, (sql_type, _) in SUMS.items())
     db.execute(f"CREATE TABLE requests_hourly ({keys}, {sums}, PRIMARY KEY ({', '.join(KEYS)})) WITHOUT ROWID")
-    group = ", ".join(KEYS.values())
+    group = ", ".join(expr for _, expr in KEYS.values())
     totals = ", ".join(f"sum({expr})" for _, expr in SUMS.values())
     db.execute(
         f"INSERT INTO requests_hourly ({', '.join([*KEYS, *SUMS])}) "
-        f"SELECT {group}, {totals} FROM requests AS R WHERE R.timestamp IS NOT NULL GROUP BY {group}"
+        f"SELECT {group}, {totals} FROM requests AS R WHERE {TIMED} GROUP BY {group}"
     )
     bodies = {
         "insert": _upsert("NEW", ""),

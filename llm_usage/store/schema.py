@@ -1,7 +1,7 @@
 """The ``requests`` table, built by ordered migrations (never edited once shipped).
 
-``m001`` is the seed's table exactly as it was, created only if missing, so a seed-era
-``usage.db`` is adopted as it is and then migrated forward. Every later column is added
+``m001`` is the seed's table (``timestamp`` REAL Unix seconds), created only if missing, so a
+seed-era ``usage.db`` is adopted as it is and then migrated forward. Every later column is added
 by its own migration; a query written against the seed's columns keeps working. The
 columns they end with are ``accounting.row.COLUMNS`` (a test holds them to it).
 Uses sqlite-utils' migrations (https://sqlite-utils.datasette.io/en/stable/python-api.html).
@@ -9,6 +9,7 @@ Uses sqlite-utils' migrations (https://sqlite-utils.datasette.io/en/stable/pytho
 
 from __future__ import annotations
 
+import logging
 import os
 
 from sqlite_utils import Database
@@ -16,11 +17,12 @@ from sqlite_utils.migrations import Migrations
 
 from . import rollup
 
+logger = logging.getLogger(__name__)
 MIGRATIONS = Migrations("llm_usage")
 
 SEED_COLUMNS = {
     "id": int,
-    "timestamp": str,
+    "timestamp": float,
     "provider": str,
     "model": str,
     "endpoint": str,
@@ -136,6 +138,40 @@ def m006_transport_and_no_usage(db: Database) -> None:
 @MIGRATIONS()
 def m007_service_tier_and_cost_breakdown(db: Database) -> None:
     _add_columns(db, {"service_tier": str, "cost_breakdown": str})
+
+
+# m008: ``timestamp`` back to the seed's REAL Unix seconds. Releases before this one made
+# the column TEXT and wrote ISO-8601 there; on the seed's own REAL column they added ISO
+# text after the seed's numbers, which sort before any text, so every time range lost one
+# kind or the other. ISO text becomes the same instant, to the millisecond it was kept
+# with; the seed's numbers stay as they are; text SQLite cannot read as a time stays as it
+# was (no time range includes it). A TEXT column is retyped REAL by copying the table once,
+# converting on the way (one pass).
+_UNIX = (
+    "CASE WHEN typeof(timestamp) = 'text' AND julianday(timestamp) IS NOT NULL "
+    "THEN round((julianday(timestamp) - 2440587.5) * 86400000.0) / 1000.0 ELSE timestamp END"
+)
+
+
+@MIGRATIONS()
+def m008_unix_timestamps(db: Database) -> None:
+    rollup.drop(db)  # every row is rewritten: without the old triggers following each one
+    table = db.table("requests")
+    if table.columns_dict["timestamp"] is float:
+        db.execute(f"UPDATE requests SET timestamp = {_UNIX} WHERE typeof(timestamp) = 'text'")
+        return
+    rows = table.count
+    if rows > 100_000:
+        logger.info("llm-usage: converting the timestamps of %s rows to Unix seconds (once; ~30 s a million)", rows)
+    statements = table.transform_sql(types={"timestamp": float})
+    for index, sql in enumerate(statements):
+        if sql.startswith("INSERT INTO"):
+            insert, select = sql.split("SELECT ", 1)
+            column = '"timestamp"'
+            assert select.count(column) == 1, select  # sqlite-utils' copy names each column once
+            statements[index] = f"{insert}SELECT {select.replace(column, _UNIX)}"
+    for sql in statements:
+        db.execute(sql)
 
 
 def migrate(db: Database) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..accounting.row import COLUMNS
+from ..accounting.row import COLUMNS, iso_utc
 from ..store import rollup
 from .params import MAX_POINTS, Filters, Page, ParamError, Series, Window, local_midnight
 
@@ -54,7 +54,7 @@ _STATUS_COUNT = {
 GROUP_KEYS = ("provider", "model", "client")
 REQUEST_COLUMNS = ("id", *COLUMNS)
 """What ``/stats/requests`` lists of each row: every column."""
-_OPEN_LOW, _OPEN_HIGH = "", "~"  # sort before / after every timestamp and hour key
+_OPEN_LOW, _OPEN_HIGH = -1e300, 1e300  # below / above every timestamp and hour key (Unix seconds)
 
 Sums = dict[str, float]
 Connectable = sqlite3.Connection | Database
@@ -67,17 +67,9 @@ def _connection(db: Connectable) -> sqlite3.Connection:
 # ------------------------------------------------------------------ time keys
 
 
-def timestamp_key(moment: datetime) -> str:
-    """A bound comparable with stored timestamps (``2026-11-29T05:45:55.123+00:00``).
-
-    Stored timestamps have millisecond precision, so a bound is rounded up to the next
-    millisecond: ``timestamp >= key`` then means ``>= moment`` and ``< key`` means ``< moment``.
-    """
-    moment = moment.astimezone(UTC)
-    rest = moment.microsecond % 1000
-    if rest:
-        moment += timedelta(microseconds=1000 - rest)
-    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds")
+def timestamp_key(moment: datetime) -> float:
+    """A bound comparable with stored timestamps (REAL Unix seconds)."""
+    return moment.timestamp()
 
 
 def _floor_hour(moment: datetime) -> datetime:
@@ -89,8 +81,9 @@ def _ceil_hour(moment: datetime) -> datetime:
     return floor if floor == moment else floor + timedelta(hours=1)
 
 
-def _hour_key(moment: datetime) -> str:
-    return moment.replace(tzinfo=None).isoformat(timespec="hours")
+def _hour_key(moment: datetime) -> int:
+    """The ``requests_hourly.hour`` of the UTC hour starting at ``moment``."""
+    return int(moment.timestamp())
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -337,6 +330,7 @@ def recent_requests(db: Connectable, filters: Filters, page: Page) -> dict[str, 
         sums = aggregate(conn, filters, [(window.since, window.until)], only=[counted]).get((0,))
     total = int((sums or {}).get(counted, 0))
     for row in rows:
+        row["timestamp"] = _shown_time(row["timestamp"])
         row["streaming"] = None if row["streaming"] is None else bool(row["streaming"])
     return {
         "requests": rows,
@@ -346,6 +340,16 @@ def recent_requests(db: Connectable, filters: Filters, page: Page) -> dict[str, 
         "status": page.status,
         "window": _window_info(window),
     }
+
+
+def _shown_time(value: Any) -> Any:
+    """A row's time as the API shows it (ISO-8601 UTC)."""
+    if isinstance(value, (int, float)):
+        try:
+            return iso_utc(value)
+        except (ValueError, OverflowError, OSError):
+            return None
+    return value
 
 
 def bucket_starts(window: Window, bucket: str, first: datetime, end: datetime) -> list[datetime]:
@@ -376,11 +380,11 @@ def bucket_starts(window: Window, bucket: str, first: datetime, end: datetime) -
 
 def _first_timestamp(conn: sqlite3.Connection) -> datetime | None:
     row = conn.execute("SELECT min(timestamp) FROM requests").fetchone()
-    if not row or not row[0]:
+    if not row or row[0] is None:
         return None
     try:
-        return datetime.fromisoformat(row[0]).astimezone(UTC)
-    except ValueError:
+        return datetime.fromtimestamp(row[0], UTC)
+    except (TypeError, ValueError, OverflowError, OSError):  # no row with a time: only unreadable text
         return None
 
 

@@ -207,7 +207,7 @@ def generate(path: Path, rows: int, seed: int) -> None:
                 source = "provider"
         batch.append(
             (
-                datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds"),
+                round(ts, 3),
                 provider,
                 model,
                 endpoint,

@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llm_usage.accounting.row import iso_utc
-
 ROOT = Path(__file__).resolve().parents[2]
 """The checkout."""
 OWN_FIXTURES = ROOT / "tests" / "fixtures"
@@ -158,7 +156,7 @@ class Proxy:
         """Wait until ``count`` rows newer than ``after_id`` (of calls started at or after
         ``since``) are written, and return them."""
         sql = "select * from requests where id > :after and timestamp >= :since order by id"
-        params = {"after": after_id, "since": iso_utc(since - 0.001)}
+        params = {"after": after_id, "since": since - 0.001}
         deadline = time.monotonic() + timeout
         rows: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
