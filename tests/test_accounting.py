@@ -14,6 +14,7 @@ from llm_usage.accounting.line import summary_line
 from llm_usage.accounting.pricing import Priced, Pricer
 from llm_usage.accounting.record import CallRecord
 from llm_usage.accounting.row import COLUMNS, build_row
+from llm_usage.accounting.secrets import request_secrets
 from llm_usage.config.providers import load_providers
 from llm_usage.parsers import FORMATS
 from llm_usage.parsers.usage import Usage
@@ -103,43 +104,100 @@ def test_account_never_raises() -> None:
     assert "ERROR llm-usage could not account" in line
 
 
-def test_the_secrets_of_a_request_are_its_credentials_and_query_values() -> None:
-    sent = record(
-        request_headers=(
-            (b"Authorization", b"Bearer sk-proj-abc123"),
-            (b"x-goog-api-key", b"AIzaKEY"),
-            (b"User-Agent", b"curl/8"),
-        ),
-        request_target="/v1beta/models/m:generateContent?key=AIzaQUERY&alt=sse",
+def test_the_secrets_of_a_request() -> None:
+    """Query values, credentials, cookies, a key subprotocol, secret-named body fields."""
+    body = json.dumps({
+        "model": "m", "max_tokens": 100, "provider": {"api_key": "sk-or-BYOK-123456"}, "clientSecret": 'cs"live\\9',
+        "messages": [{"role": "user", "content": "a token is not a key: tokenizer"}], "session_token": "short",
+    }).encode()  # fmt: skip
+    headers = (
+        (b"Authorization", b"Bearer sk-proj-abc123"),
+        (b"x-goog-api-key", b"AIzaKEY123"),
+        (b"Cookie", b"session=abcdefgh12345; theme=dark"),
+        (b"User-Agent", b"curl/8"),
     )
-    assert sent.secrets() == ("AIzaQUERY", "sse", "Bearer sk-proj-abc123", "sk-proj-abc123", "AIzaKEY")
+    target = "/v1beta/models/m:generateContent?key=AIzaQUERY1&alt=sse"
+    assert request_secrets(target, headers, body) == (
+        "AIzaQUERY1", "Bearer sk-proj-abc123", "sk-proj-abc123", "AIzaKEY123", "abcdefgh12345",
+        "sk-or-BYOK-123456", 'cs"live\\9',
+    )  # fmt: skip
+    form = b"grant_type=client_credentials&client_secret=s3cr3t%2Fvalue"
+    assert request_secrets("/", (), form, "application/x-www-form-urlencoded") == (
+        "client_credentials", "s3cr3t/value"
+    )  # fmt: skip
     protocols = b"realtime, openai-insecure-api-key.sk-proj-xyz789"
-    browser = record(request_headers=((b"Sec-WebSocket-Protocol", protocols),))
-    assert browser.secrets() == ("sk-proj-xyz789",)  # a browser's key, sent as a WebSocket subprotocol
+    assert request_secrets("/", ((b"Sec-WebSocket-Protocol", protocols),)) == ("sk-proj-xyz789",)
 
 
-@settings(max_examples=200, deadline=None)
+def test_a_100_mb_body_is_scanned_for_secrets_without_being_parsed() -> None:
+    filler = json.dumps({"role": "user", "content": "x" * 1000 + '\\" "key": "not-a-field"'})
+    body = ('{"messages": [' + ",".join([filler] * 100_000) + '], "api_key": "sk-late-secret-42"}').encode()
+    assert len(body) > 100_000_000
+    assert request_secrets("/", (), body) == ("sk-late-secret-42",)
+
+
+def _echo(form: str, secret: str) -> str:
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    data = secret.encode()
+    return {
+        "raw": secret,
+        "url": quote(secret, safe=""),
+        "url-plus": quote_plus(secret, safe=""),
+        "base64": base64.b64encode(data).decode(),
+        "base64url": base64.urlsafe_b64encode(data).decode(),
+        "basic": base64.b64encode(b"user:" + data).decode(),  # inside a longer encoded text
+    }[form]
+
+
+def _request_with(where: str, secret: str) -> dict[str, object]:
+    from urllib.parse import urlencode
+
+    target, headers, body = "/v1/chat/completions", (), b""
+    if where == "header":
+        headers = ((b"X-Api-Key", secret.encode()),)
+    elif where == "bearer":
+        headers = ((b"Authorization", b"Bearer " + secret.encode()),)
+    elif where == "cookie":
+        headers = ((b"Cookie", b"a=b; sid=" + secret.encode()),)
+    elif where == "query":
+        target += "?" + urlencode({"key": secret})
+    elif where == "body":
+        body = json.dumps({"model": "m", "provider": {"order": ["x"], "apiKey": secret}}).encode()
+    elif where == "form":
+        body, headers = urlencode({"client_secret": secret}).encode(), ((b"Content-Type", _FORM_TYPE),)
+    elif where == "subprotocol":
+        headers = ((b"Sec-WebSocket-Protocol", b"realtime, openai-insecure-api-key." + secret.encode()),)
+    return {"request_target": target, "request_headers": headers, "request_body": body}
+
+
+_FORM_TYPE = b"application/x-www-form-urlencoded"
+
+
+@settings(max_examples=400, deadline=None)
 @given(
     secret=st.text(
-        alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="x"), min_size=8, max_size=60
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="x,"), min_size=8, max_size=60
     ),
     before=st.integers(min_value=0, max_value=600),
-    form=st.sampled_from(["raw", "url", "url-plus", "base64"]),
-    where=st.sampled_from(["header", "query"]),
+    form=st.sampled_from(["raw", "url", "url-plus", "base64", "base64url", "basic"]),
+    where=st.sampled_from(["header", "bearer", "cookie", "query", "body", "form", "subprotocol"]),
 )
 def test_no_form_of_a_secret_survives_in_the_row(secret: str, before: int, form: str, where: str) -> None:
-    """A provider's error page echoes a credential or a query value back, in any encoding,
-    anywhere -- across the 500-character cut too: neither it nor its head reaches the row."""
-    import base64
-    from urllib.parse import quote, quote_plus, urlencode
-
-    shown = {"raw": secret, "url": quote(secret, safe=""), "url-plus": quote_plus(secret, safe=""),
-             "base64": base64.b64encode(secret.encode()).decode()}[form]  # fmt: skip
+    """A provider's error page echoes a credential, cookie, query value or body field back,
+    in any encoding, anywhere -- across the 500-character cut too: neither it nor its head
+    reaches the row or the line."""
+    assume(secret == secret.strip() and ";" not in secret and "=" not in secret[:1])  # a cookie value as sent
+    shown = _echo(form, secret)
     assume("x" not in shown)  # the filler below is x's
     body = json.dumps({"error": {"message": "x" * before + shown + "!"}}).encode()
-    headers = ((b"X-Api-Key", secret.encode()),) if where == "header" else ()
-    target = "/v1/chat/completions" + ("?" + urlencode({"key": secret}) if where == "query" else "")
-    row, line = account(record(status_code=400, body=body, request_headers=headers, request_target=target),
-                        Pricer({}, {}))  # fmt: skip
-    assert row["error"] == ("x" * before + "[redacted]!")[:500]
-    assert shown not in line
+    sent = record(status_code=400, body=body, **_request_with(where, secret))
+    row, line = account(sent, Pricer({}, {}))
+    if form == "basic":  # only the characters that encode "user:" (and a partial one) are left
+        rest = row["error"].replace("x", "").replace("[redacted]", "").replace("!", "")
+        assert "[redacted]" in row["error"] or len(row["error"]) == 500
+        assert len(rest) <= 10, row["error"]  # 7 for "user:", a partial character, "=" padding
+    else:
+        assert row["error"] == ("x" * before + "[redacted]!")[:500]
+    assert shown not in line and secret not in line

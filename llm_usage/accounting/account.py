@@ -18,7 +18,8 @@ from ..parsers.usage import Usage
 from .line import summary_line
 from .pricing import UNPRICED, Pricer
 from .record import CallRecord
-from .row import Row, build_row, owes_usage, redact, usage_status
+from .row import Row, build_row, owes_usage, usage_status
+from .secrets import redact, request_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ def _account(record: CallRecord, pricer: Pricer) -> tuple[Row, tuple[str, ...]]:
         error = usage.error or (error_message(body) if body else None) or (f"HTTP {status_code}" if owed else None)
     error = error or usage.error or unreadable or record.stream_error
     if error:  # secrets out first, then the cut: a cut must not leave a secret's head behind
-        error = redact(error, record.secrets())[:MAX_ERROR_CHARS]
+        request = decoded(record.request_body, record.request_encoding)
+        secrets = request_secrets(record.request_target, record.request_headers, request, record.request_content_type)
+        error = redact(error, secrets)[:MAX_ERROR_CHARS]
     if usage.model is None:
         usage = usage.with_(model=_requested_model(record))
     at = datetime.fromtimestamp(record.started_at, UTC)

@@ -8,15 +8,11 @@ happens in ``account``, on the writer thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlsplit
 
 from ..config.providers import Provider
 from ..parsers import WireFormat
 from ..parsers.usage import Usage
 from ..proxy.headers import Fields, header_value
-
-_KEY_PROTOCOL = "openai-insecure-api-key."
-CREDENTIAL_HEADERS = frozenset((b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key", b"proxy-authorization"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,20 +61,6 @@ class CallRecord:
     def request_encoding(self) -> str:
         return header_value(self.request_headers, b"content-encoding")
 
-    def secrets(self) -> tuple[str, ...]:
-        """Every query value and credential the request carried: removed from any error
-        text before it is stored or printed, since a provider's error page may echo them."""
-        query = urlsplit(self.request_target).query
-        found = [value for _name, value in parse_qsl(query, keep_blank_values=True)]
-        for name, value in self.request_headers:
-            key = name.lower()
-            if key in CREDENTIAL_HEADERS:
-                text = value.decode("utf-8", "surrogateescape")
-                found += [text, text.partition(" ")[2]]  # "Bearer <token>" and the token alone
-            elif key == b"sec-websocket-protocol":
-                # A browser cannot set headers on a WebSocket, so OpenAI's Realtime API takes
-                # the key as a subprotocol: "openai-insecure-api-key.<key>".
-                text = value.decode("utf-8", "surrogateescape")
-                protocols = (p.strip() for p in text.split(","))
-                found += [p.removeprefix(_KEY_PROTOCOL) for p in protocols if p.startswith(_KEY_PROTOCOL)]
-        return tuple(s for s in found if s)
+    @property
+    def request_content_type(self) -> str:
+        return header_value(self.request_headers, b"content-type")

@@ -6,13 +6,11 @@ a test holds the migrated schema (``store/schema.py``) to them.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypedDict
-from urllib.parse import quote, quote_plus
 
 from ..parsers.usage import Usage
 from ..proxy.headers import header_value
@@ -119,23 +117,6 @@ def usage_status(record: CallRecord, usage: Usage) -> str | None:
     if failed or (record.status_code or 0) >= 400 or usage.error:  # e.g. a socket's "error" event
         return None
     return "missing"
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """An error message with the request's secrets taken out: a gateway's error page may
-    echo the URL (a Gemini ``?key=``) or a header back -- as it was, URL-encoded
-    (``%2F``, ``+``) or base64-encoded -- so every form of each secret goes."""
-    if not text:
-        return text
-    for secret in secrets:
-        if len(secret) < 8:
-            continue
-        forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""),
-                 base64.b64encode(secret.encode("utf-8", "surrogateescape")).decode()}  # fmt: skip
-        for form in sorted(forms, key=len, reverse=True):
-            if form in text:
-                text = text.replace(form, "[redacted]")
-    return text
 
 
 def clean_text(value: str | None) -> str | None:

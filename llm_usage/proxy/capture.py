@@ -48,10 +48,11 @@ def record_of(flow: http.HTTPFlow, call: RoutedCall, tee: StreamTee | None, fail
     request, response = flow.request, flow.response
     stream_usage = tee.finish() if tee is not None else None
     body = (response.raw_content or b"") if response is not None and tee is None else b""
-    # The request body (often hundreds of kB from a coding tool) only matters when the
-    # response names no model; a successful plain one with a "model" key does.
-    if stream_usage is not None:
-        wants_request = stream_usage.model is None
+    # The request body (often hundreds of kB from a coding tool; a reference, not a copy)
+    # matters when the response names no model, and when the call failed: the error text
+    # may echo one of its secret fields (accounting/secrets.py).
+    if tee is not None and stream_usage is not None:
+        wants_request = stream_usage.model is None or failure is not None or tee.parse_error is not None
     else:
         wants_request = not (response is not None and response.status_code < 400 and _MODEL_KEY.search(body))
     return call.record(
