@@ -189,6 +189,7 @@ def test_no_form_of_a_secret_survives_in_the_row(secret: str, before: int, form:
     in any encoding, anywhere -- across the 500-character cut too: neither it nor its head
     reaches the row or the line."""
     assume(secret == secret.strip() and ";" not in secret and "=" not in secret[:1])  # a cookie value as sent
+    assume(secret not in "HTTP 400: [redacted]!")
     shown = _echo(form, secret)
     assume("x" not in shown)  # the filler below is x's
     body = json.dumps({"error": {"message": "x" * before + shown + "!"}}).encode()
@@ -196,8 +197,20 @@ def test_no_form_of_a_secret_survives_in_the_row(secret: str, before: int, form:
     row, line = account(sent, Pricer({}, {}))
     if form == "basic":  # only the characters that encode "user:" (and a partial one) are left
         rest = row["error"].replace("x", "").replace("[redacted]", "").replace("!", "")
+        if "[" in rest and "[redacted]".startswith(rest[rest.rfind("[") :]):
+            rest = rest[: rest.rfind("[")]  # "[redacted]" cut at 500 characters
         assert "[redacted]" in row["error"] or len(row["error"]) == 500
         assert len(rest) <= 10, row["error"]  # 7 for "user:", a partial character, "=" padding
     else:
         assert row["error"] == ("x" * before + "[redacted]!")[:500]
     assert shown not in line and secret not in line
+
+
+def test_a_usage_that_cannot_be_true_makes_an_invalid_unpriced_row_that_says_why(caplog) -> None:  # type: ignore[no-untyped-def]
+    body = json.dumps({"model": "claude-sonnet-4-5", "usage": {"input_tokens": -40, "output_tokens": 12}}).encode()
+    sent = record(body=body, response_headers=((b"content-type", b"application/json"),))
+    with caplog.at_level("WARNING"):
+        row, line = account(sent, Pricer({}, {}))
+    assert row["usage_status"] == "invalid" and row["cost_usd"] is None and row["output_tokens"] == 12
+    assert row["error"] == "the provider's usage cannot be true, so it is not trusted or priced: input_tokens = -40"
+    assert "input_tokens = -40" in caplog.text and "ERROR" in line

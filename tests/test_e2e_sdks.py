@@ -45,6 +45,24 @@ def test_openai_chat_non_streamed(proxy: Proxy, upstream: MockUpstream, new_rows
     assert last_upstream_request(upstream)["headers"]["authorization"] == f"Bearer {KEY}"
 
 
+def test_a_usage_that_cannot_be_true_is_flagged_not_trusted(proxy: Proxy, new_rows) -> None:
+    """A provider (or a gateway in between) reports a negative count, 1e30 tokens and a
+    negative cost: the client gets the answer as sent, the row is 'invalid' and says which
+    fields, nothing is priced from it, a warning is printed, and no total goes negative."""
+    hostile = '{"prompt_tokens": -5, "completion_tokens": 1e30, "cost": -1000.5}'
+    client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY, default_headers={"X-Mock-Usage": hostile})
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.usage is not None and reply.usage.prompt_tokens == -5  # forwarded untouched
+    [row] = new_rows(1)
+    assert row["usage_status"] == "invalid" and row["cost_usd"] is None and row["cost_source"] is None
+    assert "prompt_tokens = -5" in row["error"] and "completion_tokens = 1e+30" in row["error"]
+    assert "cost = -1000.5" in row["error"]
+    assert row["input_tokens"] is None or row["input_tokens"] >= 0
+    assert proxy.printed("cannot be true, so it is not trusted or priced: prompt_tokens = -5")
+    totals = proxy.query("SELECT min(cost_usd) AS low, min(input_tokens) AS fewest FROM requests")[0]
+    assert (totals["low"] or 0) >= 0 and (totals["fewest"] or 0) >= 0
+
+
 def test_openai_chat_streamed_gets_usage_injected_and_hidden(proxy: Proxy, upstream: MockUpstream, new_rows) -> None:
     client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY)
     stream = client.chat.completions.create(

@@ -431,4 +431,43 @@ def test_a_negative_provider_cost_is_not_trusted() -> None:
 
     body = json.dumps({"model": "m", "usage": {"prompt_tokens": 10, "completion_tokens": 2, "cost": -1000.5}}).encode()
     usage = openai.parse_response(body)
-    assert usage.provider_cost_usd is None and usage.input_tokens == 10  # priced from the tables instead
+    assert usage.provider_cost_usd is None and usage.input_tokens == 10
+    assert usage.implausible == ("cost = -1000.5",)  # the row is 'invalid' and not priced (test_accounting)
+
+
+IMPLAUSIBLE = [
+    ("openai", {"model": "m", "usage": {"prompt_tokens": 10, "completion_tokens": -2}}, "completion_tokens = -2"),
+    ("openai", {"model": "m", "usage": {"input_tokens": 2**70, "output_tokens": 1}},
+     "input_tokens = 1180591620717411303424"),
+    ("openai", {"model": "m", "usage": {"prompt_tokens": "12", "completion_tokens": 1}}, 'prompt_tokens = "12"'),
+    ("openai", {"model": "m", "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                        "prompt_tokens_details": {"cached_tokens": 0.5}}},
+     "prompt_tokens_details.cached_tokens = 0.5"),
+    ("anthropic", {"model": "c", "usage": {"input_tokens": 5, "output_tokens": 1e30}}, "output_tokens = 1e+30"),
+    ("anthropic", {"model": "c", "usage": {"input_tokens": 5, "output_tokens": 1,
+                                           "cache_read_input_tokens": -100}}, "cache_read_input_tokens = -100"),
+    ("gemini", {"modelVersion": "g", "usageMetadata": {"promptTokenCount": -1, "candidatesTokenCount": 3}},
+     "promptTokenCount = -1"),
+    ("gemini", {"modelVersion": "g", "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 3,
+                "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": -7}]}},
+     "promptTokensDetails.0.tokenCount = -7"),
+    ("ollama", {"model": "l", "done": True, "prompt_eval_count": -3, "eval_count": 4}, "prompt_eval_count = -3"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "document", "problem"), IMPLAUSIBLE)
+def test_counts_that_cannot_be_true_are_named_not_taken(name: str, document: dict, problem: str) -> None:  # type: ignore[type-arg]
+    from llm_usage.parsers import FORMATS
+
+    usage = FORMATS[name].parse_response(json.dumps(document).encode())
+    assert problem in usage.implausible
+    counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.reasoning_tokens)
+    assert all(n is None or 0 <= n < 10**9 for n in counts)
+
+
+def test_plausible_usage_has_nothing_implausible() -> None:
+    from llm_usage.parsers import FORMATS
+
+    body = {"model": "m", "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0, "is_byok": False,
+                                    "prompt_tokens_details": {"cached_tokens": None}}}  # fmt: skip
+    assert FORMATS["openai"].parse_response(json.dumps(body).encode()).implausible == ()

@@ -112,6 +112,9 @@ def known_rows() -> list[dict[str, Any]]:
                           cost_usd=None, cost_source=None)  # fmt: skip
         elif kind < 0.12:
             values.update(status_code=500, error=None)  # an error status without a message
+        elif kind < 0.15:
+            values.update(usage_status="invalid", input_tokens=None, cost_usd=None, cost_source=None,
+                          error="the provider's usage cannot be true: prompt_tokens = -5")  # fmt: skip
         rows.append(row(at, **values))
     rows.sort(key=lambda r: r["timestamp"])
     return rows
@@ -153,7 +156,8 @@ def expected_group(conn: sqlite3.Connection, where: str = "1", params: dict[str,
         coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0),
         coalesce(sum(cache_savings_usd), 0),
         coalesce(sum({UNPRICED_SQL}), 0), coalesce(sum({ERROR_SQL}), 0),
-        coalesce(sum(usage_status = 'partial'), 0), coalesce(sum(usage_status = 'missing'), 0)
+        coalesce(sum(usage_status = 'partial'), 0), coalesce(sum(usage_status = 'missing'), 0),
+        coalesce(sum(usage_status = 'invalid'), 0)
         FROM requests WHERE {where}""",
         params,
     )
@@ -172,12 +176,13 @@ def expected_group(conn: sqlite3.Connection, where: str = "1", params: dict[str,
         "error_requests": r[11],
         "partial_requests": r[12],
         "missing_usage_requests": r[13],
+        "invalid_usage_requests": r[14],
     }
 
 
 def assert_figures(got: dict[str, Any], expected: dict[str, Any]) -> None:
     for key, value in expected.items():
-        if key in ("cost_usd", "cache_savings_usd") and value is not None:
+        if key in ("cost_usd", "total_cost_usd", "cache_savings_usd") and value is not None:
             assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
         else:
             assert got[key] == value, key
@@ -341,6 +346,7 @@ def test_requests_page_newest_first_with_total(conn: sqlite3.Connection) -> None
         ("unpriced", UNPRICED_SQL),
         ("partial", "usage_status = 'partial'"),
         ("missing", "usage_status = 'missing'"),
+        ("invalid", "usage_status = 'invalid'"),
     ],
 )
 def test_requests_status_filter(conn: sqlite3.Connection, status: str, where: str) -> None:

@@ -22,6 +22,7 @@ from .row import Row, build_row, owes_usage, usage_status
 from .secrets import redact, request_secrets
 
 logger = logging.getLogger(__name__)
+UNTRUSTED = "the provider's usage cannot be true, so it is not trusted or priced"
 
 
 def account(record: CallRecord, pricer: Pricer) -> tuple[Row, str]:
@@ -49,6 +50,8 @@ def _account(record: CallRecord, pricer: Pricer) -> tuple[Row, tuple[str, ...]]:
     if error is None and status_code is not None and status_code >= 400:
         error = usage.error or (error_message(body) if body else None) or (f"HTTP {status_code}" if owed else None)
     error = error or usage.error or unreadable or record.stream_error
+    if usage.implausible:  # counted, not trusted: the row says why, and it is not priced
+        error = error or f"{UNTRUSTED}: {', '.join(usage.implausible)}"
     if error:  # secrets out first, then the cut: a cut must not leave a secret's head behind
         request = decoded(record.request_body, record.request_encoding)
         secrets = request_secrets(record.request_target, record.request_headers, request, record.request_content_type)
@@ -56,8 +59,11 @@ def _account(record: CallRecord, pricer: Pricer) -> tuple[Row, tuple[str, ...]]:
     if usage.model is None:
         usage = usage.with_(model=_requested_model(record))
     at = datetime.fromtimestamp(record.started_at, UTC)
-    priced = pricer.price(record.provider.slug, record.provider.genai_prices, usage, at)
-    return build_row(record, usage, priced, usage_status(record, usage), error), usage.warnings
+    priced = (
+        UNPRICED if usage.implausible else pricer.price(record.provider.slug, record.provider.genai_prices, usage, at)
+    )
+    warnings = usage.warnings + ((f"{UNTRUSTED}: {', '.join(usage.implausible)}",) if usage.implausible else ())
+    return build_row(record, usage, priced, usage_status(record, usage), error), warnings
 
 
 def decoded(data: bytes, content_encoding: str) -> bytes:

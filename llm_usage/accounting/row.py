@@ -106,9 +106,12 @@ def usage_status(record: CallRecord, usage: Usage) -> str | None:
 
     A stream that ended in an error was cut short, whatever the last usage said (Gemini
     repeats a running total in every chunk). A call that failed without any usage gets
-    NULL rather than "missing"; one that owes no usage gets 'none'."""
+    NULL rather than "missing"; one that owes no usage gets 'none'; one whose usage cannot be
+    true (a negative or absurd count or cost) 'invalid'."""
     if not owes_usage(record):
         return "none"
+    if usage.implausible:
+        return "invalid"
     failed = record.failure is not None
     if failed and record.streamed:
         return "partial"

@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from .framing import SSEFramer
-from .json_values import as_int, body_model, error_message, get_path, load_json, path_model
+from .json_values import as_int, body_model, error_message, get_path, implausible, load_json, path_model
 from .usage import Usage, details_of, tier_name
 
 _RAW_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
@@ -52,6 +52,9 @@ def _merge(into: dict[str, Any], usage: Any) -> None:
     overwrite an earlier one's (a stream's ``message_delta`` after its ``message_start``)."""
     if not isinstance(usage, dict):
         return
+    problems = implausible(usage)
+    if problems:
+        into["implausible"] = (*into.get("implausible", ()), *problems)
     for key in _RAW_FIELDS:
         value = as_int(usage.get(key))
         if value is not None:
@@ -81,7 +84,7 @@ def _tier(raw: dict[str, Any]) -> str | None:
 
 
 def _to_usage(raw: dict[str, Any], model: str | None, status: str) -> Usage:
-    if "input_tokens" not in raw and "output_tokens" not in raw:
+    if "input_tokens" not in raw and "output_tokens" not in raw and not raw.get("implausible"):
         return Usage(model=model)
     cache_write = raw.get("cache_creation_input_tokens")
     cache_read = raw.get("cache_read_input_tokens")
@@ -94,6 +97,7 @@ def _to_usage(raw: dict[str, Any], model: str | None, status: str) -> Usage:
         details=details_of({name: raw.get(name, 0) for _, _, name in _DETAILS}),
         service_tier=_tier(raw),
         status=status,  # type: ignore[arg-type]
+        implausible=tuple(dict.fromkeys(raw.get("implausible", ()))),
     )
 
 

@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from .framing import JSONArrayFramer, SSEFramer
-from .json_values import as_int, body_model, error_message, load_json, path_model
+from .json_values import as_int, body_model, error_message, implausible, load_json, path_model
 from .usage import Usage, details_of, tier_name
 
 _USAGE_METADATA = re.compile(rb'"usageMetadata"\s*:\s*\{')
@@ -72,7 +72,8 @@ def _from_document(obj: Any, status: str = "complete") -> Usage:
     tool_prompt = as_int(meta.get("toolUsePromptTokenCount"))
     candidates = as_int(meta.get("candidatesTokenCount"))
     thoughts = as_int(meta.get("thoughtsTokenCount"))
-    if prompt is None and candidates is None and thoughts is None:
+    problems = implausible(meta)
+    if prompt is None and candidates is None and thoughts is None and not problems:
         return Usage(model=model)
     details: dict[str, int] = {}
     for field, template in _MODALITY_DETAILS:
@@ -92,6 +93,7 @@ def _from_document(obj: Any, status: str = "complete") -> Usage:
         details=details_of(details),
         service_tier=tier_name(tier.lower().removeprefix("service_tier_")) if isinstance(tier, str) else None,
         status=status,  # type: ignore[arg-type]
+        implausible=problems,
     )
 
 

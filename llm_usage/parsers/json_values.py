@@ -25,8 +25,9 @@ def load_json(body: bytes | str) -> Any:
         return None
 
 
-MAX_COUNT = 2**53
-"""No real call uses more tokens; anything beyond is garbage (and would not fit SQLite)."""
+MAX_COUNT = 10**9
+"""No real call uses this many tokens (the largest context windows hold ~10 million; a
+batch of embeddings a few million): a count beyond is garbage, not usage."""
 
 
 def as_int(value: Any) -> int | None:
@@ -53,6 +54,34 @@ def as_decimal(value: Any) -> Decimal | None:
             return None
         return result if result.is_finite() and 0 <= result < MAX_COST_USD else None
     return None
+
+
+_COUNT_NAME = re.compile(r"(?:tokens?|token_?count|_count|_requests)$", re.IGNORECASE)
+_COST_NAME = re.compile(r"(?:^|_)cost$", re.IGNORECASE)
+_MAX_DEPTH = 4
+
+
+def implausible(usage: Any, _path: str = "", _depth: int = 0) -> tuple[str, ...]:
+    """What of a provider's usage object cannot be true: a count (``..._tokens``,
+    ``...TokenCount``, ``..._count``, ``..._requests``) or a cost that is negative, absurd,
+    fractional or not a number at all -- each as ``name = value``. A usage with any of these
+    is not trusted (``usage_status`` 'invalid', no price from it): a negative cost once took
+    a user's totals below zero, and 1e30 tokens were stored as a complete, empty call."""
+    found: list[str] = []
+    items = usage.items() if isinstance(usage, dict) else enumerate(usage) if isinstance(usage, list) else ()
+    for key, value in items:
+        name = f"{_path}.{key}" if _path else str(key)
+        if isinstance(value, (dict, list)):
+            if _depth < _MAX_DEPTH:
+                found += implausible(value, name, _depth + 1)
+        elif value is None or not isinstance(key, str):
+            continue
+        elif _COUNT_NAME.search(key):
+            if as_int(value) is None:
+                found.append(f"{name} = {json.dumps(value)[:40]}")
+        elif _COST_NAME.search(key) and as_decimal(value) is None:
+            found.append(f"{name} = {json.dumps(value)[:40]}")
+    return tuple(found)
 
 
 def get_path(obj: Any, *keys: str) -> Any:

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from .framing import NDJSONFramer
-from .json_values import as_int, body_model, error_message, load_json
+from .json_values import as_int, body_model, error_message, implausible, load_json
 from .usage import Usage
 
 _DONE = re.compile(rb'"done"\s*:\s*true')
@@ -29,9 +29,12 @@ def _from_object(obj: Any) -> Usage:
         return Usage(model=model, error=error_message(obj))
     prompt = as_int(obj.get("prompt_eval_count"))
     output = as_int(obj.get("eval_count"))
-    if prompt is None and output is None:
+    problems = implausible({key: obj.get(key) for key in ("prompt_eval_count", "eval_count")})
+    if prompt is None and output is None and not problems:
         return Usage(model=model)
-    return Usage(model=model, input_tokens=prompt or 0, output_tokens=output or 0, status="complete")
+    return Usage(
+        model=model, input_tokens=prompt or 0, output_tokens=output or 0, status="complete", implausible=problems
+    )
 
 
 requested_model = body_model

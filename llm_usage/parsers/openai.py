@@ -43,7 +43,7 @@ import re
 from typing import Any
 
 from .framing import SSEFramer
-from .json_values import as_decimal, as_int, body_model, error_message, get_path, load_json
+from .json_values import as_decimal, as_int, body_model, error_message, get_path, implausible, load_json
 from .usage import Usage, details_of, tier_name
 
 USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
@@ -100,6 +100,7 @@ def usage_from_object(u: dict[str, Any]) -> dict[str, Any]:
         "reasoning_tokens": reasoning,
         "provider_cost_usd": cost,
         "details": details,
+        "implausible": implausible(u),
     }
 
 
@@ -135,7 +136,7 @@ def _from_document(obj: Any, status: str = "complete") -> Usage:
         err = error_message(obj) if "error" in obj and obj.get("error") else None
         return Usage(model=model if isinstance(model, str) else None, error=err)
     fields = usage_from_object(usage)
-    if fields["input_tokens"] is None and fields["output_tokens"] is None:
+    if fields["input_tokens"] is None and fields["output_tokens"] is None and not fields["implausible"]:
         return Usage(model=model if isinstance(model, str) else None)
     details = fields.pop("details") | _tool_calls(obj)
     return Usage(

@@ -15,7 +15,8 @@ the provider says it served the call on (``flex``, ``priority``, ...).
 
 ``status`` says how far the numbers can be trusted: ``complete`` (the provider's final
 usage was seen), ``partial`` (a stream was cut short; counts are what was seen) or
-``missing`` (the provider sent no usage at all).
+``missing`` (the provider sent no usage at all); a usage with ``implausible`` fields is
+'invalid' whatever its status.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Usage:
     """The provider's own error message (HTTP error body, ``response.failed``, ...)."""
     warnings: tuple[str, ...] = ()
     """Things the parser skipped (an over-long line, undecodable JSON); never fatal."""
+    implausible: tuple[str, ...] = ()
+    """Fields of the provider's usage that cannot be true (``json_values.implausible``):
+    the usage is then not trusted -- ``usage_status`` 'invalid', no price from it."""
 
     @property
     def total_tokens(self) -> int | None:

@@ -42,6 +42,7 @@ SUMS: dict[str, tuple[str, str]] = {
     "partial_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'partial')"),
     "missing_usage_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'missing')"),
     "no_usage_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'none')"),
+    "invalid_usage_requests": ("INTEGER", "(coalesce(R.usage_status, '') = 'invalid')"),
     "incompletely_priced_requests": ("INTEGER", "(coalesce(R.cost_breakdown, '') LIKE '%\"unpriced\"%')"),
     "tiered_requests": ("INTEGER", f"(coalesce(R.service_tier, '') NOT IN ({_STANDARD_TIERS}))"),
     "tool_fees_usd": (

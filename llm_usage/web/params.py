@@ -26,7 +26,7 @@ MAX_LIMIT = 500
 MAX_OFFSET = 10_000_000
 MAX_TEXT = 200
 MAX_POINTS = 10_000
-STATUSES = ("error", "unpriced", "partial", "missing", "no-usage", "incomplete")
+STATUSES = ("error", "unpriced", "partial", "missing", "invalid", "no-usage", "incomplete")
 BUCKETS = ("day", "hour")
 _TZ_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
 

@@ -16,6 +16,8 @@ What the counts mean (the same in every group):
   count under ``missing_usage_requests`` when a usage was due.
 - ``partial_requests`` / ``missing_usage_requests``: ``usage_status`` 'partial' / 'missing'
   (rows from before that column have NULL there and count as neither).
+- ``invalid_usage_requests``: ``usage_status`` 'invalid': the provider's usage could not be
+  true (a negative or absurd count or cost); not priced, and an error (the row says why).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ _STATUS_WHERE = {
     "unpriced": _SUMS["unpriced_requests"],
     "partial": "r.usage_status = 'partial'",
     "missing": "r.usage_status = 'missing'",
+    "invalid": "r.usage_status = 'invalid'",
     "no-usage": "r.usage_status = 'none'",
     "incomplete": _SUMS["incompletely_priced_requests"],
 }
@@ -48,6 +51,7 @@ _STATUS_COUNT = {
     "unpriced": "unpriced_requests",
     "partial": "partial_requests",
     "missing": "missing_usage_requests",
+    "invalid": "invalid_usage_requests",
     "no-usage": "no_usage_requests",
     "incomplete": "incompletely_priced_requests",
 }
@@ -208,6 +212,7 @@ def figures(sums: Sums | None) -> dict[str, Any]:
         "partial_requests": int(s.get("partial_requests", 0)),
         "missing_usage_requests": int(s.get("missing_usage_requests", 0)),
         "no_usage_requests": int(s.get("no_usage_requests", 0)),
+        "invalid_usage_requests": int(s.get("invalid_usage_requests", 0)),
         "incompletely_priced_requests": int(s.get("incompletely_priced_requests", 0)),
         "tiered_requests": int(s.get("tiered_requests", 0)),
         "tool_fees_usd": round(float(s.get("tool_fees_usd", 0)), 10),

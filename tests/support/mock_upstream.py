@@ -11,6 +11,8 @@ realistic bodies and streams; request headers steer the odd cases:
   bytes (token counts unchanged: one per word) -- for pushing a gigabyte through quickly.
 - ``X-Mock-Cut-After: N``: reset the connection after N stream events.
 - ``X-Mock-Status: N``: answer with that HTTP error status and a provider-style error body.
+- ``X-Mock-Usage: <JSON object>``: fields that replace those of an OpenAI chat answer's
+  usage (a hostile or broken provider: ``{"prompt_tokens": -5}``).
 
 ``GET .../responses`` with ``Upgrade: websocket`` is the Responses API's WebSocket mode:
 each ``response.create`` message is answered with the events of the SSE stream, one per
@@ -306,6 +308,7 @@ class MockUpstream:
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
         }
+        usage.update(json.loads(request.headers.get("X-Mock-Usage", "{}")))
         self._bill(request, 53, len(words))
         obj = "text_completion" if legacy else "chat.completion"
         if not body.get("stream"):

@@ -183,7 +183,7 @@
     setText($("card-tokens-sub"), sub);
     setText($("card-savings"), cost(t.cache_savings_usd));
     setText($("card-savings-sub"), `${compact(t.cache_read_tokens)} tokens read from cache · ${compact(t.cache_write_tokens)} written`);
-    for (const [id, n] of [["q-unpriced", t.unpriced_requests], ["q-incomplete", t.incompletely_priced_requests], ["q-partial", t.partial_requests], ["q-missing", t.missing_usage_requests], ["q-errors", t.error_requests]]) {
+    for (const [id, n] of [["q-unpriced", t.unpriced_requests], ["q-incomplete", t.incompletely_priced_requests], ["q-partial", t.partial_requests], ["q-missing", t.missing_usage_requests], ["q-invalid", t.invalid_usage_requests], ["q-errors", t.error_requests]]) {
       const badge = $(id);
       setText(badge, int(n));
       badge.classList.toggle("zero", !n);
