@@ -12,6 +12,7 @@ is read, which fails (or wastes a connection) when every request goes elsewhere.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Set
 from pathlib import Path
 
@@ -135,6 +136,13 @@ class Settings:
             return
         try:
             open_database(path).close()  # fail at start, naming the file, if it is unusable
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                self._reject(f"llm_usage_db: cannot use {path!r}: {exc}")
+                return
+            # Held by another program for now: not a reason to refuse traffic. Rows wait in
+            # the pending file until the writer can open it (store/writer.py).
+            logger.warning("llm-usage: %s is locked by another program; rows wait until it is free", path)
         except Exception as exc:  # noqa: BLE001 - sqlite3/OSError/corrupt file: all refuse the option
             self._reject(f"llm_usage_db: cannot use {path!r}: {exc}")
             return

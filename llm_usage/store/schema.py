@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -174,21 +175,49 @@ def m008_unix_timestamps(db: Database) -> None:
         db.execute(sql)
 
 
+# m009: how far each file of rows the database could not take at the time has been copied
+# into it (``store/spill.py``), recorded with the rows so that none is copied twice.
+@MIGRATIONS()
+def m009_pending_rows(db: Database) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS llm_usage_pending (file TEXT PRIMARY KEY, copied INTEGER NOT NULL)")
+
+
+JOURNAL_MODE = "delete"
+"""SQLite's rollback journal, not WAL. WAL maps its ``-shm`` file into memory, and a process
+that truncates that file (a sync tool, a cleanup script, an attacker) kills every process
+that has it mapped with SIGBUS: the proxy, and all traffic with it. The rollback journal
+maps nothing. What it costs -- a write waits for a read in progress to end -- is
+milliseconds here: stats queries are short, and rows that wait longer go to the pending
+file (``store/writer.py``)."""
+
+
 def migrate(db: Database) -> None:
-    """Bring ``db`` to the current schema (idempotent) and turn on WAL."""
-    db.enable_wal()
+    """Bring ``db`` to the current schema (idempotent), in rollback-journal mode."""
+    _use_rollback_journal(db)
     MIGRATIONS.apply(db)
     rollup.ensure(db)
 
 
-def open_database(path: str) -> Database:
+def _use_rollback_journal(db: Database) -> None:
+    """Leave WAL (earlier releases used it). Needs the database to itself: while another
+    connection has it open the switch waits for a later start, with a warning."""
+    try:
+        mode = db.execute(f"PRAGMA journal_mode={JOURNAL_MODE}").fetchone()[0]
+    except sqlite3.OperationalError as exc:  # locked by another connection
+        mode = str(exc)
+    if mode != JOURNAL_MODE and mode != "memory":
+        logger.warning("llm-usage: the database stays in %s mode for now (another program has it open)", mode)
+
+
+def open_database(path: str, busy_timeout_ms: int = 5000) -> Database:
     """Open (creating if needed) and migrate the database; raises on an unusable path.
 
     A new file is created readable and writable by its owner only (0600): it says which
-    models, tools and projects someone used, and when. SQLite gives its ``-wal`` and
-    ``-shm`` files the same permissions."""
+    models, tools and projects someone used, and when. SQLite gives its journal the
+    same permissions."""
     if path != ":memory:" and not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     db = Database(path)
+    db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # how long a lock held elsewhere is waited for
     migrate(db)
     return db

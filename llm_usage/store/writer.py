@@ -5,9 +5,9 @@ work there is latency every client pays; and a sqlite-utils ``Database`` is boun
 thread that opened it. The proxy therefore only submits a job per finished call (it
 builds the call's row: ``accounting.account``), and this thread runs what is queued in a
 batch and writes the rows in one transaction. ``close`` (quit or reload) writes every
-row submitted before it (or, if the database is failing right then, says how many it
-could not write). A database failure is logged loudly and retried; rows queue up to a
-bound meanwhile; it never reaches the user's traffic.
+row submitted before it. A database failure is logged loudly and retried; the rows it
+refused wait in a file beside it (``store/spill.py``) rather than in memory, so a kill or
+a long outage loses none of them; it never reaches the user's traffic.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sqlite_utils import Database
 
 from ..accounting.row import COLUMNS, Row
 from .schema import open_database
+from .spill import Spill
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,13 @@ load those hand-overs, not the writing, were what the proxy lost. Measured with 
 connections on the 2-core development machine: 0.05 s gave addon/bare 0.84 calls/s and a
 main-thread context switch every third call; 0.25 s gave 0.92 and one every tenth."""
 RETRY_SECONDS = 2.0
+BUSY_TIMEOUT_MS = 500
+"""How long a write waits for a lock another connection holds (a long stats query, a
+``sqlite3`` shell) before its rows go to the pending file: rows waiting in memory are the
+ones a kill would lose."""
 MAX_PENDING_ON_FAILURE = 100_000
-"""Rows kept in memory while the database is failing; older ones are dropped (and counted)."""
+"""Rows kept in memory while neither the database nor the pending file takes them; older
+ones are dropped (and counted)."""
 
 _STOP = object()
 MAX_ROWS_PER_STATEMENT = 256
@@ -82,6 +88,16 @@ def insert_rows(db: Database, rows: list[dict[str, Any]]) -> None:
             start += size
 
 
+def _insert_one(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    """A row from the pending file; one whose values the database refuses is dropped, loudly."""
+    try:
+        conn.execute(_insert_sql(1), [row.get(c) for c in COLUMNS])
+    except Exception as exc:
+        if _database_failure(exc):
+            raise
+        logger.error("llm-usage: dropped a pending row the database refused (%s): %r", exc, _describe(row))
+
+
 Job = Callable[[], tuple[Row, str | None]]
 """Builds one row (and its readable line, or None) on the writer thread."""
 
@@ -103,6 +119,9 @@ class RowWriter:
         self.failures = 0
         self.problem: str | None = None
         """Why rows cannot be written right now (``/healthz`` says so); None while they can."""
+        self.set_aside = 0
+        """Rows in the pending file, not yet in the database."""
+        self._spill = Spill(self.path)
         self._thread.start()
 
     def submit(self, job: Job) -> None:
@@ -116,7 +135,7 @@ class RowWriter:
         self._queue.put(job)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every submitted row is written (or the timeout passes)."""
+        """Wait until every submitted row is in the database (or the timeout passes)."""
         done = threading.Event()
         self._queue.put(done)  # set by the thread once every row queued before it is written
         return done.wait(timeout)
@@ -132,7 +151,8 @@ class RowWriter:
         pending: list[dict[str, Any]] = []
         markers: list[threading.Event] = []
         stopping = False
-        retry_at: float | None = None  # set while the database is failing
+        # set while the database is failing; at once when rows wait from an earlier run
+        retry_at: float | None = time.monotonic() if self._spill.waiting else None
         opened: tuple[int, int] | None = None  # the file the open database is
         while True:
             if retry_at is None:
@@ -161,7 +181,10 @@ class RowWriter:
                 del pending[:overflow]
                 logger.error("llm-usage: dropped %d unwritten row(s) while the database fails", overflow)
             wrote = False
-            if pending and (retry_at is None or time.monotonic() >= retry_at or stopping):
+            due = pending or self._spill.waiting
+            if pending and retry_at is not None and time.monotonic() < retry_at and not stopping:
+                pending = self._put_aside(pending)  # the database is failing: not in memory until it is back
+            elif due and (retry_at is None or time.monotonic() >= retry_at or stopping):
                 if db is not None and _file_identity(self.path) != opened:
                     # Deleted or replaced under us: SQLite would go on writing into the
                     # unlinked file, and every row after would be lost without a word.
@@ -170,12 +193,12 @@ class RowWriter:
                     db = None
                 try:
                     if db is None:
-                        db = open_database(self.path)
+                        db = open_database(self.path, BUSY_TIMEOUT_MS)
                         opened = _file_identity(self.path)
-                        # WAL + NORMAL: no fsync per commit; still never corrupt, at worst
-                        # the last moments of rows are lost on a power cut. Temporary
-                        # tables and statement journals in memory, not files in /var/tmp
-                        # created and deleted for every batch.
+                        # NORMAL: never corrupt, at worst the last rows are lost on a power
+                        # cut. Temporary tables and statement journals in memory, not files
+                        # in /var/tmp created and deleted for every batch. A lock held
+                        # elsewhere is waited for briefly, then the rows go aside.
                         db.execute("PRAGMA synchronous=NORMAL")
                         db.execute("PRAGMA temp_store=MEMORY")
                     self._write(db, pending)
@@ -195,13 +218,21 @@ class RowWriter:
                     _close_quietly(db)
                     db = None
                     retry_at = time.monotonic() + RETRY_SECONDS
-            if not pending:
+                    pending = self._put_aside(pending)
+            if not pending and not self._spill.waiting:
                 for marker in markers:
                     marker.set()
                 markers = []
             if stopping:
                 if pending:
                     logger.error("llm-usage: shutting down with %d row(s) not written to %s", len(pending), self.path)
+                if self._spill.waiting:
+                    logger.warning(
+                        "llm-usage: %d row(s) wait in %s for the database; they are written when it takes rows "
+                        "again (the next start at the latest)",
+                        self.set_aside,
+                        self._spill.path,
+                    )
                 break
             if wrote:
                 time.sleep(BATCH_WINDOW_SECONDS)
@@ -222,11 +253,31 @@ class RowWriter:
                 break
         return items
 
+    def _put_aside(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows the database did not take go to the pending file; what is left in memory
+        (all of them, if the file cannot be written either) is returned."""
+        if not rows:
+            return rows
+        try:
+            self._spill.append(rows)
+        except OSError as exc:
+            logger.error("llm-usage: could not keep %d row(s) in %s either: %s", len(rows), self._spill.path, exc)
+            return rows
+        self.set_aside += len(rows)
+        return []
+
     def _write(self, db: Database, rows: list[dict[str, Any]]) -> None:
-        """All rows in one transaction. A database-level failure (sqlite3.OperationalError,
-        a corrupt file, I/O) propagates, to be retried; a row the database will not take
-        (an unencodable string, an out-of-range number) is written without its fellows
-        failing: each row alone, and the ones refused are dropped, loudly."""
+        """First what waits in the pending file (oldest first), then ``rows`` in one
+        transaction. A database-level failure (sqlite3.OperationalError, a corrupt file,
+        I/O) propagates, to be retried; a row the database will not take (an unencodable
+        string, an out-of-range number) is written without its fellows failing: each row
+        alone, and the ones refused are dropped, loudly."""
+        while self._spill.waiting:
+            with db.conn:
+                copied = self._spill.copy_into(db.conn, lambda row: _insert_one(db.conn, row))
+            self._spill.copied()
+            self.written += copied
+            self.set_aside = max(self.set_aside - copied, 0)
         try:
             insert_rows(db, rows)
             self.written += len(rows)

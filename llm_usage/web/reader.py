@@ -2,7 +2,8 @@
 
 A query on the event loop would stall every proxied call while it runs, so each one runs
 on a small thread pool; every worker thread keeps its own read-only connection
-(``file:...?mode=ro``; the database is in WAL mode, so readers never block the writer).
+(``file:...?mode=ro``; a query reads one consistent state, and a write waits for it, or
+sets its rows aside, see ``store/writer.py``).
 Before the first request is logged the file does not exist: queries then run against an
 empty in-memory database with the same schema, so every endpoint answers with zeros.
 """
