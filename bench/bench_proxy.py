@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,6 +211,50 @@ class Bench:
                 self.add(figure + ", p50", f"{bare:.2f} ms", f"{addon:.2f} ms", f"{extra:+.2f} ms ({spread})",
                          "within +0.3 ms", extra <= 0.3)  # fmt: skip
 
+    def large_bodies(self) -> None:
+        """Peak RSS over its level before, while three 100 MB streamed chat requests (a
+        coding tool's worst) go through at once: mitmproxy holds each body while it reads
+        it in and sends it on; the addon reads the keys it needs without parsing the body
+        whole, and copies it once where it adds ``include_usage``."""
+        import httpx
+
+        size = (20 if self.quick else 100) << 20
+        text = "x" * size
+        body = json.dumps({"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": text}]})
+
+        def growth(name: str) -> float:
+            service = self.s[name]
+            before = peak = service.rss_mib()
+            stop = threading.Event()
+
+            def sample() -> None:
+                nonlocal peak
+                while not stop.wait(0.02):
+                    peak = max(peak, service.rss_mib())
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            target = url(self.s, name, CHAT)
+            headers = {"content-type": "application/json"}
+
+            def one(_: int) -> int:
+                return httpx.post(target, content=body, headers=headers, timeout=300).status_code
+
+            try:
+                with ThreadPoolExecutor(3) as pool:
+                    statuses = list(pool.map(one, range(3)))
+            finally:
+                stop.set()
+                sampler.join()
+            assert statuses == [200, 200, 200], statuses
+            return peak - before
+
+        bare, addon = growth("bare"), growth("addon")
+        self.answered += 3
+        extra = addon - bare
+        self.add(f"RSS peak, 3 x {size >> 20} MB request bodies at once", f"+{bare:.0f} MiB", f"+{addon:.0f} MiB",
+                 f"{extra:+.0f} MiB over bare", "< one copy each", extra < 3 * size / 2**20)  # fmt: skip
+
     def rows(self) -> None:
         """Rows: one per request the addon answered. wrk counts the answers it read, and
         may stop with one request in flight per connection, which the proxy logs too (a
@@ -320,6 +365,7 @@ def main() -> int:
         "a fast stream of 10,000 events (wrk, 1 connection)": bench.events_per_second,
         "200 concurrent paced streams": bench.concurrent_streams,
         "memory while streaming": bench.memory,
+        "three 100 MB request bodies at once": bench.large_bodies,
         "the addon's rows": bench.rows,
     }
     try:

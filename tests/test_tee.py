@@ -452,3 +452,52 @@ def test_inject_include_usage(path: str, body: dict[str, object], injected: dict
 def test_inject_leaves_non_json_alone() -> None:
     assert inject_include_usage("/v1/chat/completions", b'"stream": true, not json') is None
     assert inject_include_usage("/v1/chat/completions", b"\xff\xfe") is None
+
+
+def test_injection_keeps_every_other_byte_as_the_client_wrote_it() -> None:
+    body = b'{"stream": true, "stream_options" : {"x": 1.50, "include_usage": false} , "model":"caf\\u00e9"}'
+    assert inject_include_usage("/v1/chat/completions", body) == (
+        b'{"stream": true, "stream_options" : {"x":1.5,"include_usage":true} , "model":"caf\\u00e9"}'
+    )
+
+
+@pytest.mark.parametrize("options", [None, {"include_usage": False, "x": [1, {"y": "}"}]}])
+def test_injection_into_a_100_mb_body_reads_two_keys_not_the_whole_tree(options: object) -> None:
+    """Above ``LARGE_BODY`` the request is not parsed whole (that would take several times
+    its size in memory): the top-level keys are found by a scan of its structure."""
+    content = 'line of code with "quotes" and \\ escapes {not: json} ]\n' * 1_900_000
+    fields: dict[str, object] = {"messages": [{"role": "user", "content": content}], "stream": True}
+    if options is not None:
+        fields["stream_options"] = options
+    body = json.dumps(fields).encode()
+    assert len(body) > 100_000_000
+    result = inject_include_usage("/v1/chat/completions", body)
+    assert result is not None and len(result) - len(body) < 64
+    got = json.loads(result)
+    assert got["stream_options"]["include_usage"] is True and got["messages"][0]["content"] == content
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    document=st.dictionaries(st.sampled_from(["model", "stream", "a", 'b"c', "stream_options"]), _JSON, max_size=5),
+    indent=st.sampled_from([None, 0, 2]),
+    separators=st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]),
+)
+def test_the_structure_scan_finds_what_json_loads_finds(document: dict, indent: int | None, separators) -> None:  # type: ignore[no-untyped-def,type-arg]
+    from llm_usage.parsers.json_values import top_level_spans
+
+    body = json.dumps(document, indent=indent, separators=separators).encode()
+    wanted = frozenset((b"model", b"stream", b"stream_options"))
+    spans = top_level_spans(body, wanted)
+    assert spans is not None
+    got = {key: json.loads(body[start:end]) for key, (start, end) in spans.items()}
+    assert got == {key: value for key, value in document.items() if key.encode() in wanted}
+    for broken in (body[:-1], body + b"x", b"[" + body + b"]", body.replace(b"{", b"", 1)):
+        assert top_level_spans(broken, wanted) is None

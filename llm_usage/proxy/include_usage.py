@@ -12,40 +12,43 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
+from ..parsers.json_values import top_level_spans, top_level_values
 from ..parsers.openai import USAGE_OBJECT
 
 _INJECTABLE_PATH = re.compile(r"/(?:chat/completions|completions)$")
 _STREAM_OPTIONS_MEMBER = b'"stream_options":{"include_usage":true},'
+_STREAM_KEYS = frozenset((b"stream", b"stream_options"))
 
 
 def inject_include_usage(path: str, body: bytes) -> bytes | None:
     """The request body with ``include_usage`` turned on, or ``None`` to leave it unchanged
     (not a streaming chat/completions call, not JSON, or usage already requested).
-
     A client that set ``include_usage: false`` gets it turned on too: the filter below hides
-    the result, so it still sees the stream it asked for, and the call can be priced."""
+    the result, so it still sees the stream it asked for, and the call can be priced.
+
+    Every other byte stays as the client wrote it (numbers, escapes, key order, spaces),
+    and the body is copied once, into the new one (a coding tool's can be 100 MB)."""
     if not _INJECTABLE_PATH.search(path) or b'"stream"' not in body:
         return None
-    try:
-        request: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    members = top_level_values(body, _STREAM_KEYS)
+    if members is None or members.get("stream") is not True:
         return None
-    if not isinstance(request, dict) or request.get("stream") is not True:
-        return None
-    if "stream_options" not in request:
-        # The usual case: add the key at the front and leave every other byte as the client
-        # wrote it (numbers, escapes, key order, whitespace).
-        start = len(body) - len(body.lstrip())
-        return body[: start + 1] + _STREAM_OPTIONS_MEMBER + body[start + 1 :]
-    options = request["stream_options"]
+    view = memoryview(body)
+    if "stream_options" not in members:  # the usual case: add the key at the front
+        start = len(body) - len(body.lstrip()) + 1
+        return b"".join((view[:start], _STREAM_OPTIONS_MEMBER, view[start:]))
+    options = members["stream_options"]
     if options is None:
         options = {}
     if not isinstance(options, dict) or options.get("include_usage") is True:
         return None
-    request["stream_options"] = {**options, "include_usage": True}
-    return json.dumps(request, separators=(",", ":")).encode("ascii")  # ASCII: any string survives
+    spans = top_level_spans(body, frozenset((b"stream_options",)))
+    if spans is None:
+        return None
+    first, last = spans["stream_options"]
+    replaced = json.dumps({**options, "include_usage": True}, separators=(",", ":")).encode("ascii")
+    return b"".join((view[:first], replaced, view[last:]))
 
 
 NULL_USAGE_MEMBER = b',"usage":null'

@@ -108,7 +108,7 @@ def load_fixture(name: str) -> dict[str, Any]:
 class MockUpstream:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app = web.Application(client_max_size=512 * 1024 * 1024)
         self.app.router.add_get("/__mock/requests", self._list_requests)
         self.app.router.add_post("/__mock/reset", self._reset)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
