@@ -416,7 +416,7 @@ def dst_conn(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
 @pytest.mark.parametrize("use_rollup", [True, False])
 def test_day_buckets_across_dst_in_new_york(dst_conn: sqlite3.Connection, use_rollup: bool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     if not use_rollup:
-        monkeypatch.setattr(stats, "_has_rollup", lambda conn: False)
+        monkeypatch.setattr(stats, "_has_table", lambda conn, name: False)
     for first, last in (("2026-03-06", "2026-03-11"), ("2026-10-30", "2026-11-04")):
         f = parse_filters({"since": first, "until": last, "tz": "America/New_York"}, NOW)
         points = stats.timeseries(dst_conn, f, parse_series({"bucket": "day"}), NOW)["points"]
@@ -510,6 +510,15 @@ BAD = [
     ("timeseries", "bucket=", "bucket"),
     ("timeseries", "tz=Not/AZone", "tz"),
     ("timeseries", "nonsense=1", "'nonsense'"),
+    ("summary", "project=-leading-dash", "project"),
+    ("by-model", "project=a/b", "project"),
+    ("by-key", "key=sk-live-123", "key"),
+    ("by-key", "key=key-XYZ", "key"),
+    ("requests", "session=has space", "session"),
+    ("by-session", "session=" + "s" * 129, "session"),
+    ("by-session", "limit=0", "limit"),
+    ("by-session", "status=error", "'status'"),
+    ("by-project", "days=0", "days"),
 ]
 
 
@@ -517,7 +526,7 @@ def _parse(endpoint: str, query: str) -> None:
     from urllib.parse import parse_qsl
 
     spec = ENDPOINTS[endpoint]
-    spec.prepare(single_values(parse_qsl(query, keep_blank_values=True), spec.params), NOW)
+    spec.prepare(single_values(parse_qsl(query, keep_blank_values=True), spec.params), NOW, {})
 
 
 @pytest.mark.parametrize(("endpoint", "query", "name"), BAD)
@@ -606,3 +615,75 @@ def test_a_bound_includes_the_row_stored_at_its_instant() -> None:
     assert first["total"] == 1 and first["requests"][0]["timestamp"] == "2026-11-25T08:30:15.123+00:00"
     assert stats.recent_requests(db, filters(until=at.isoformat()), parse_page({}))["total"] == 0
     assert stats.summary(db, filters(since=at.isoformat()))["totals"]["total_requests"] == 1
+
+
+# ---------------------------------------------------------------- sessions, projects, keys
+
+
+@pytest.fixture(scope="module")
+def attributed(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
+    """Three sessions over two days (one with a subagent), two projects, two keys, and calls
+    that belong to none of them."""
+    path = tmp_path_factory.mktemp("who") / "usage.db"
+    db = open_database(str(path))
+    rng = random.Random(13)
+    rows = []
+    for i in range(400):
+        at = NOW - timedelta(minutes=rng.randrange(3 * 24 * 60), seconds=rng.random() * 60)
+        session = rng.choice(["s-alpha", "s-beta", "s-gamma", None])
+        rows.append(row(at, session_id=session, subagent="review" if session == "s-beta" and i % 3 == 0 else None,
+                        project=rng.choice(["webshop", "blog", None]),
+                        key_id=rng.choice(["key-0000aaaa", "key-1111bbbb"]),
+                        model=rng.choice(["gpt-5", "gpt-4o-mini"]), client="Codex CLI" if session else "curl",
+                        cost_usd=round(rng.random() / 100, 8)))  # fmt: skip
+    db.table("requests").insert_all(rows)
+    db.close()
+    return sqlite3.connect(path)
+
+
+@pytest.mark.parametrize("use_rollup", [True, False])
+def test_by_session_matches_sql(attributed: sqlite3.Connection, use_rollup: bool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    if not use_rollup:
+        monkeypatch.setattr(stats, "_has_table", lambda conn, name: False)
+    f = filters(since="2026-11-27T09:30:00Z")  # a partial first hour: raw rows and rollup hours both
+    got = stats.by_session(attributed, f, parse_page({}))
+    sql = ("SELECT session_id, count(*), sum(cost_usd), min(timestamp), max(timestamp), "
+           "sum(subagent IS NOT NULL), count(DISTINCT model) FROM requests "
+           "WHERE session_id IS NOT NULL AND timestamp >= :s "
+           "GROUP BY session_id ORDER BY max(timestamp) DESC")  # fmt: skip
+    want = attributed.execute(sql, {"s": ts(f.window.since)}).fetchall()  # type: ignore[arg-type]
+    assert got["total_sessions"] == len(want) == 3
+    for session, expected in zip(got["sessions"], want, strict=True):
+        name, count, cost, first, last, by_subagent, models = expected
+        assert session["session_id"] == name and session["requests"] == count
+        assert session["cost_usd"] == pytest.approx(cost)
+        assert session["first_call"] == datetime.fromtimestamp(first, UTC).isoformat(timespec="milliseconds")
+        assert session["duration_s"] == pytest.approx(last - first, abs=1e-3)
+        assert session["subagent_requests"] == by_subagent and len(session["models"]) == models
+        assert session["client"] == "Codex CLI" and session["project"] in ("webshop", "blog")
+    beta = next(s for s in got["sessions"] if s["session_id"] == "s-beta")
+    assert 0 < beta["subagent_share"] < 1
+    page = stats.by_session(attributed, f, parse_page({"limit": "1", "offset": "1"}))
+    assert [s["session_id"] for s in page["sessions"]] == [want[1][0]]
+
+
+def test_session_project_and_key_filter_every_figure(attributed: sqlite3.Connection) -> None:
+    for field, column, value in (("session", "session_id", "s-beta"), ("project", "project", "webshop"),
+                                 ("key", "key_id", "key-1111bbbb")):  # fmt: skip
+        f = filters(days="7", **{field: value})
+        want = expected_group(attributed, f"timestamp >= :s AND {column} = :v", {"s": ts(f.window.since), "v": value})  # type: ignore[arg-type]
+        totals = stats.summary(attributed, f)["totals"]
+        assert totals["total_requests"] == want["requests"] > 0
+        assert totals["total_cost_usd"] == pytest.approx(want["cost_usd"])
+        assert stats.recent_requests(attributed, f, parse_page({}))["total"] == want["requests"]
+        series = stats.timeseries(attributed, f, parse_series({}), NOW)
+        assert sum(p["requests"] for p in series["points"]) == want["requests"]
+
+
+def test_by_project_and_by_key(attributed: sqlite3.Connection) -> None:
+    f = filters(days="7")
+    projects = {p["project"]: p["requests"] for p in stats.by_project(attributed, f)["projects"]}
+    assert projects == dict(attributed.execute("SELECT project, count(*) FROM requests GROUP BY project").fetchall())
+    keys = stats.by_key(attributed, f, {"key-0000aaaa": "alice"})["keys"]
+    assert {(k["key_id"], k["label"]) for k in keys} == {("key-0000aaaa", "alice"), ("key-1111bbbb", None)}
+    assert sum(k["requests"] for k in keys) == 400

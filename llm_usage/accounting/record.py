@@ -44,6 +44,11 @@ class CallRecord:
     """The upstream path with its query, as sent."""
     transport: str = "http"
     """``http``, or ``websocket`` for a call made on a socket (``proxy/sockets.py``)."""
+    session_id: str | None = None
+    subagent: str | None = None
+    project: str | None = None
+    key_id: str | None = None
+    """Who the call was for (``proxy/attribution.py``); the key only as its fingerprint."""
 
     @property
     def streamed(self) -> bool:

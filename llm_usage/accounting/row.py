@@ -51,6 +51,14 @@ class Row(TypedDict):
     cost_breakdown: str | None
     """JSON: the cost by billed dimension (``parts``), the per-call tool fees among them
     (``tool_fees_usd``), and what the price could not account for (``unpriced``)."""
+    session_id: str | None
+    """The coding session the call belongs to, as its client names it (``proxy/attribution.py``)."""
+    subagent: str | None
+    """The subagent that made the call (``review``, an agent type), within its session."""
+    project: str | None
+    """``X-LLM-Usage-Project`` or the ``/@<project>/`` path prefix."""
+    key_id: str | None
+    """A salted fingerprint of the API key (``accounting/keys.py``), never the key."""
 
 
 COLUMNS: tuple[str, ...] = tuple(Row.__annotations__)
@@ -161,6 +169,10 @@ def build_row(record: CallRecord, usage: Usage, priced: Priced, status: str | No
         transport=record.transport,
         service_tier=clean_text(usage.service_tier[:64]) if usage.service_tier else None,
         cost_breakdown=breakdown_json(priced, usage),
+        session_id=record.session_id,
+        subagent=record.subagent,
+        project=record.project,
+        key_id=record.key_id,
     )
 
 

@@ -34,6 +34,7 @@ class LlmUsage:
         self.settings = Settings()
         self.web = WebUI()
         self.web.writer_problem = self._writer_problem
+        self.web.key_labels = lambda: self.settings.key_labels
         self.router = Router(self.settings)
         self.capture = Capture(self.submit)
         self._announce: Callable[[http.HTTPFlow], object] | None = None

@@ -24,10 +24,13 @@ from urllib.parse import unquote
 from mitmproxy import http
 from mitmproxy.net.http import url
 
+from ..accounting.keys import fingerprint
 from ..accounting.record import CallRecord
 from ..config.providers import RESERVED_SLUGS, Provider
 from ..parsers import WireFormat, wire_format
 from ..web.access import SESSION_COOKIE
+from .attribution import HEADERS as ATTRIBUTION_HEADERS
+from .attribution import NOBODY, PROJECT_HEADER, Attribution, ProjectError, attribution, credential, project_name
 from .clients import CLIENT_HEADERS, client_family
 from .headers import header_values
 from .include_usage import inject_include_usage
@@ -54,11 +57,24 @@ class Route:
     """Upstream path, starting with ``/`` (without the query)."""
     query: str
     """Query string including its leading ``?``, or empty."""
+    project: str | None = None
+    """From a ``/@<project>/`` first segment, which is not forwarded."""
 
 
 def parse_route(target: str) -> Route:
-    """``/openai/v1/chat/completions?x=1`` -> Route("openai", "/v1/chat/completions", "?x=1")."""
+    """``/openai/v1/chat/completions?x=1`` -> Route("openai", "/v1/chat/completions", "?x=1");
+    ``/@webshop/openai/v1/...`` -> the same, for project ``webshop``."""
     path, sep, query = target.partition("?")
+    project = None
+    if path.startswith("/@"):
+        name, slash, rest = path[2:].partition("/")
+        try:
+            project = project_name(name, "the '/@<project>/' prefix")
+        except ProjectError as exc:
+            raise RouteError(str(exc)) from None
+        if not slash or rest.startswith("@"):
+            raise RouteError("the '/@<project>/' prefix (one) must be followed by '/<provider>/'")
+        path = "/" + rest
     if not path.startswith("/") or path.startswith("//"):
         raise RouteError("the path must start with a single '/<provider>/'")
     if "%" in path:
@@ -70,7 +86,7 @@ def parse_route(target: str) -> Route:
     slug, _, rest = path[1:].partition("/")
     if _SUSPICIOUS.search(decoded):
         raise RouteError("dot segments, backslashes or control characters in the path")
-    return Route(slug=slug, path="/" + rest, query=sep + query)
+    return Route(slug=slug, path="/" + rest, query=sep + query, project=project)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,9 @@ class RoutedCall:
     client: str | None
     """The calling tool's family (``clients.py``), read from the request's headers."""
     injected_usage: bool = False
+    who: Attribution = NOBODY
+    """Session, subagent and project (``attribution.py``)."""
+    key_id: str | None = None
 
     def record(self, flow: http.HTTPFlow, **facts: Any) -> CallRecord:
         """A ``CallRecord`` of this call: where it went and who made it from the route and
@@ -99,6 +118,10 @@ class RoutedCall:
             response_headers=response.headers.fields if response is not None else (),
             request_headers=request.headers.fields,
             request_target=request.path,
+            session_id=self.who.session_id,
+            subagent=self.who.subagent,
+            project=self.who.project,
+            key_id=self.key_id,
             **facts,
         )
 
@@ -130,7 +153,9 @@ def retarget(request: http.Request, provider: Provider, path: str) -> None:
     request.host_header = url.hostport(provider.scheme, provider.host, provider.port)
 
 
-_REQUEST_HEADERS = frozenset((b"cookie", b"content-encoding", *CLIENT_HEADERS, *SUBSCRIPTION_HEADERS))
+_REQUEST_HEADERS = frozenset(
+    (b"cookie", b"content-encoding", *CLIENT_HEADERS, *SUBSCRIPTION_HEADERS, *ATTRIBUTION_HEADERS)
+)
 
 
 class Router:
@@ -176,6 +201,15 @@ class Router:
                 request.method, provider.slug, route.path, subscription,
             )  # fmt: skip
             return None
+        try:
+            who = attribution(headers, route.project)
+        except ProjectError as exc:
+            flow.response = json_response(400, {"error": f"refused: {exc}"})
+            return None
+        if PROJECT_HEADER in headers:
+            del request.headers[PROJECT_HEADER.decode()]  # ours alone: never forwarded
+        salt, key = self.settings.key_salt, credential(headers, route.query)
+        key_id = fingerprint(salt, key) if salt is not None and key is not None else None
         retarget(request, provider, provider.base_path + route.path + route.query)
         if SESSION_COOKIE in headers.get(b"cookie", ""):
             strip_session_cookie(request)
@@ -187,4 +221,4 @@ class Router:
                 request.content = new_body
                 injected = True
         client = client_family(headers, fmt.name)
-        return RoutedCall(provider, fmt, route.path, client, injected)
+        return RoutedCall(provider, fmt, route.path, client, injected, who, key_id)

@@ -19,8 +19,10 @@ from pathlib import Path
 from genai_prices import UpdatePrices
 from mitmproxy import ctx, exceptions
 
+from ..accounting.keys import database_salt
 from ..accounting.pricing import Pricer, warm_up_prices
 from ..config.files import ConfigError, env_default, read_dotenv
+from ..config.key_labels import load_key_labels
 from ..config.prices import check_price_scopes, load_price_tables
 from ..config.providers import Provider, load_providers
 from ..store.schema import open_database
@@ -37,6 +39,7 @@ SEED_PRICING = "pricing.json"
 """The seed's price override file: used from the working directory when no
 ``llm_usage_pricing`` is given."""
 OLLAMA_OPTION = "llm_usage_ollama_base_url"
+KEY_LABELS_OPTION = "llm_usage_key_labels"
 
 
 class Settings:
@@ -47,6 +50,11 @@ class Settings:
         self.providers: dict[str, Provider] = {}
         self.pricer = Pricer({}, {})
         self.writer: RowWriter | None = None
+        self.key_labels: dict[str, str] = {}
+        """key fingerprint -> the label the user gave it (``config/key_labels.py``)."""
+        self.key_salt: bytes | None = None
+        """The database's salt for key fingerprints (``accounting/keys.py``); None while
+        it could not be read (a database locked at start): calls then get no ``key_id``."""
         self.call_lines = CallLineLog()
         self._running = False
         self._refused = False
@@ -80,6 +88,13 @@ class Settings:
             env_default("OLLAMA_BASE_URL", "http://localhost:11434", dotenv),
             "Upstream of the ollama slug (env OLLAMA_BASE_URL).",
         )
+        loader.add_option(
+            KEY_LABELS_OPTION,
+            str,
+            "",
+            "YAML file of 'label: key fingerprint' lines naming API keys in the stats "
+            "(a key's fingerprint: python -m llm_usage key-id).",
+        )
 
     def configure(self, updated: Set[str]) -> None:
         if "connection_strategy" in updated and ctx.options.connection_strategy == "eager":
@@ -102,6 +117,11 @@ class Settings:
                 self._reject(f"llm_usage_providers: {exc}")
         if updated & {PRICING_OPTION, PROVIDERS_OPTION, OLLAMA_OPTION}:
             self._load_prices(announce=PRICING_OPTION in updated)
+        if KEY_LABELS_OPTION in updated:
+            try:
+                self.key_labels = load_key_labels(ctx.options.llm_usage_key_labels)
+            except ConfigError as exc:
+                self._reject(f"{KEY_LABELS_OPTION}: {exc}")
         if "termlog_verbosity" in updated and "termlog_verbosity" in ctx.options:
             self.call_lines.set_verbosity(ctx.options.termlog_verbosity)
         if DB_OPTION in updated and not self._refused:  # refused at start-up: mitmproxy exits; start nothing
@@ -135,7 +155,11 @@ class Settings:
             self._reject("llm_usage_db: must name a SQLite file")
             return
         try:
-            open_database(path).close()  # fail at start, naming the file, if it is unusable
+            db = open_database(path)  # fail at start, naming the file, if it is unusable
+            try:
+                self.key_salt = database_salt(db.conn)
+            finally:
+                db.close()
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc):
                 self._reject(f"llm_usage_db: cannot use {path!r}: {exc}")

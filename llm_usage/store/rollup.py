@@ -1,16 +1,19 @@
-"""``requests_hourly``: the stats' sums per UTC hour, provider, model and client.
+"""The rollups: the stats' sums per UTC hour and key -- ``requests_hourly`` (provider,
+model, client, project, key) and ``requests_sessions_hourly`` (the same and session,
+subagent, for the calls that belong to a session).
 
 Kept by triggers on ``requests`` (insert, delete, update), so the stats read whole hours
-from it and only the partial hours at the edges of a range from ``requests``
+from them and only the partial hours at the edges of a range from ``requests``
 (``web/queries.py``). ``SUMS`` is the one definition of every figure, used both to keep
-the table and to read raw rows; NULL keys are stored as ''. The table is derived data:
-``ensure`` (run after the migrations) rebuilds it, with its triggers, from the rows
-whenever these definitions differ from the ones it was built with.
+the tables and to read raw rows; NULL keys are stored as ''. The tables are derived data:
+``ensure`` (run after the migrations) rebuilds them, with their triggers, from the rows
+whenever these definitions differ from the ones they were built with.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from sqlite_utils import Database
 
@@ -54,75 +57,110 @@ SUMS: dict[str, tuple[str, str]] = {
     "duration_ms": ("REAL", "coalesce(R.duration_ms, 0)"),
     "timed_requests": ("INTEGER", "(R.duration_ms IS NOT NULL)"),
 }
-KEYS: dict[str, tuple[str, str]] = {
-    # name -> (SQL type, value for row ``R``)
-    "hour": ("INTEGER", "CAST(R.timestamp / 3600 AS INTEGER) * 3600"),  # the UTC hour's start, Unix seconds
-    "provider": ("TEXT", "coalesce(R.provider, '')"),
-    "model": ("TEXT", "coalesce(R.model, '')"),
-    "client": ("TEXT", "coalesce(R.client, '')"),
-}
+_HOUR = ("INTEGER", "CAST(R.timestamp / 3600 AS INTEGER) * 3600")  # the UTC hour's start, Unix seconds
 TIMED = "typeof(R.timestamp) IN ('real', 'integer')"
 """A row with a time (the rest -- text a migration could not read as one -- is in no range)."""
+
+
+def _text(column: str) -> tuple[str, str]:
+    return ("TEXT", f"coalesce(R.{column}, '')")
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One table of the sums per UTC hour and ``keys``, kept by triggers on ``requests``."""
+
+    table: str
+    keys: dict[str, tuple[str, str]]
+    """name -> (SQL type, value for row ``R``); ``hour`` first."""
+    where: str = TIMED
+    """The rows it counts."""
+
+
+HOURLY = Rollup(
+    "requests_hourly",
+    {"hour": _HOUR, **{name: _text(name) for name in ("provider", "model", "client", "project", "key_id")}},
+)
+"""Every call, by provider, model, client, project and key: what every stat reads."""
+SESSIONS = Rollup(
+    "requests_sessions_hourly",
+    {
+        "hour": _HOUR,
+        **{
+            name: _text(name) for name in ("session_id", "subagent", "provider", "model", "client", "project", "key_id")
+        },
+    },
+    where=f"{TIMED} AND R.session_id IS NOT NULL",
+)
+"""The calls that belong to a session, by session and subagent too: read only for the
+per-session view and the ``session`` filter, so the many sessions do not multiply the rows
+every other stat reads."""
+ROLLUPS = (HOURLY, SESSIONS)
+KEYS = HOURLY.keys
 _EVENTS = ("insert", "delete", "update")
 
 
-def _upsert(row: str, sign: str) -> str:
+def _upsert(rollup: Rollup, row: str, sign: str) -> str:
     """Add (sign '') or subtract (sign '-') the ``row`` (NEW or OLD) to its hour's sums."""
-    names = [*KEYS, *SUMS]
-    values = [*(expr for _, expr in KEYS.values()), *(f"{sign}{expr}" for _, expr in SUMS.values())]
+    names = [*rollup.keys, *SUMS]
+    values = [*(expr for _, expr in rollup.keys.values()), *(f"{sign}{expr}" for _, expr in SUMS.values())]
     sets = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMS)
     # "WHERE" is required here: it tells SQLite's parser the ON belongs to the upsert.
     sql = (
-        f"INSERT INTO requests_hourly ({', '.join(names)}) SELECT {', '.join(values)} "
-        f"WHERE {TIMED} ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET {sets};"
+        f"INSERT INTO {rollup.table} ({', '.join(names)}) SELECT {', '.join(values)} "
+        f"WHERE {rollup.where} ON CONFLICT ({', '.join(rollup.keys)}) DO UPDATE SET {sets};"
     )
     return sql.replace("R.", f"{row}.")
 
 
 def drop(db: Database) -> None:
-    """Drop the rollup and its triggers (``ensure`` makes them again): a migration that
+    """Drop the rollups and their triggers (``ensure`` makes them again): a migration that
     rewrites many rows does so first, rather than have the old triggers follow each row."""
-    for event in _EVENTS:
-        db.execute(f"DROP TRIGGER IF EXISTS requests_hourly_{event}")
-    db.execute("DROP TABLE IF EXISTS requests_hourly")
+    for rollup in ROLLUPS:
+        for event in _EVENTS:
+            db.execute(f"DROP TRIGGER IF EXISTS {rollup.table}_{event}")
+        db.execute(f"DROP TABLE IF EXISTS {rollup.table}")
     db.execute("DROP TABLE IF EXISTS requests_hourly_definition")
 
 
 def rebuild(db: Database) -> None:
-    """(Re)make ``requests_hourly`` and its triggers from the current definitions and rows."""
-    for event in _EVENTS:
-        db.execute(f"DROP TRIGGER IF EXISTS requests_hourly_{event}")
-    db.execute("DROP TABLE IF EXISTS requests_hourly")
-    keys = ", ".join(f"{name} {sql_type} NOT NULL" for name, (sql_type, _) in KEYS.items())
-    sums = ", ".join(f"{name} {sql_type} NOT NULL DEFAULT 0" for name, (sql_type, _) in SUMS.items())
-    db.execute(f"CREATE TABLE requests_hourly ({keys}, {sums}, PRIMARY KEY ({', '.join(KEYS)})) WITHOUT ROWID")
-    group = ", ".join(expr for _, expr in KEYS.values())
-    totals = ", ".join(f"sum({expr})" for _, expr in SUMS.values())
-    db.execute(
-        f"INSERT INTO requests_hourly ({', '.join([*KEYS, *SUMS])}) "
-        f"SELECT {group}, {totals} FROM requests AS R WHERE {TIMED} GROUP BY {group}"
-    )
-    bodies = {
-        "insert": _upsert("NEW", ""),
-        "delete": _upsert("OLD", "-"),
-        "update": _upsert("OLD", "-") + " " + _upsert("NEW", ""),
-    }
-    for event in _EVENTS:
+    """(Re)make every rollup and its triggers from the current definitions and rows."""
+    for rollup in ROLLUPS:
+        for event in _EVENTS:
+            db.execute(f"DROP TRIGGER IF EXISTS {rollup.table}_{event}")
+        db.execute(f"DROP TABLE IF EXISTS {rollup.table}")
+        keys = ", ".join(f"{name} {sql_type} NOT NULL" for name, (sql_type, _) in rollup.keys.items())
+        sums = ", ".join(f"{name} {sql_type} NOT NULL DEFAULT 0" for name, (sql_type, _) in SUMS.items())
         db.execute(
-            f"CREATE TRIGGER requests_hourly_{event} AFTER {event.upper()} ON requests BEGIN {bodies[event]} END"
+            f"CREATE TABLE {rollup.table} ({keys}, {sums}, PRIMARY KEY ({', '.join(rollup.keys)})) WITHOUT ROWID"
         )
+        group = ", ".join(expr for _, expr in rollup.keys.values())
+        totals = ", ".join(f"sum({expr})" for _, expr in SUMS.values())
+        db.execute(
+            f"INSERT INTO {rollup.table} ({', '.join([*rollup.keys, *SUMS])}) "
+            f"SELECT {group}, {totals} FROM requests AS R WHERE {rollup.where} GROUP BY {group}"
+        )
+        bodies = {
+            "insert": _upsert(rollup, "NEW", ""),
+            "delete": _upsert(rollup, "OLD", "-"),
+            "update": _upsert(rollup, "OLD", "-") + " " + _upsert(rollup, "NEW", ""),
+        }
+        for event in _EVENTS:
+            db.execute(
+                f"CREATE TRIGGER {rollup.table}_{event} AFTER {event.upper()} ON requests BEGIN {bodies[event]} END"
+            )
 
 
 def _definition() -> str:
-    return hashlib.sha256(repr((KEYS, SUMS)).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr((ROLLUPS, SUMS)).encode()).hexdigest()[:16]
 
 
 def ensure(db: Database) -> None:
-    """Rebuild the rollup when it is missing or was built from other definitions.
+    """Rebuild the rollups when one is missing or they were built from other definitions.
 
     In one ``BEGIN IMMEDIATE`` transaction, the definition read again inside it: two
     processes opening the database at once (the proxy and a report) rebuild it once, a
-    writer waits rather than slipping rows past the rebuild, and a reader never sees the
+    writer waits rather than slipping rows past the rebuild, and a reader never sees a
     rollup half made. A rebuild of a large database takes seconds, hence the long wait."""
     if _built(db) == _definition():
         return
@@ -149,9 +187,9 @@ def ensure(db: Database) -> None:
 
 
 def _built(db: Database) -> str | None:
-    """The definition the rollup was built with; None when there is none (or no rollup)."""
+    """The definition the rollups were built with; None when there is none (or a rollup is missing)."""
     tables = {row[0] for row in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "requests_hourly" not in tables or "requests_hourly_definition" not in tables:
+    if any(r.table not in tables for r in ROLLUPS) or "requests_hourly_definition" not in tables:
         return None
     row = db.conn.execute("SELECT definition FROM requests_hourly_definition").fetchone()
     return row[0] if row else None

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sqlite3
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from ..accounting.keys import SALT_SETTING
 from . import rollup
 
 logger = logging.getLogger(__name__)
@@ -180,6 +182,21 @@ def m008_unix_timestamps(db: Database) -> None:
 @MIGRATIONS()
 def m009_pending_rows(db: Database) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS llm_usage_pending (file TEXT PRIMARY KEY, copied INTEGER NOT NULL)")
+
+
+# m010: who a call was for -- its coding session and subagent, its project, the
+# fingerprint of its key (``proxy/attribution.py``, ``accounting/keys.py``) -- indexed for
+# the per-session, per-project and per-key stats; and the database's own settings, the
+# key fingerprints' salt first.
+@MIGRATIONS()
+def m010_sessions_projects_keys(db: Database) -> None:
+    _add_columns(db, {"session_id": str, "subagent": str, "project": str, "key_id": str})
+    for column in ("session_id", "project", "key_id"):
+        db.table("requests").create_index([column, "timestamp"], if_not_exists=True)
+    db.execute("CREATE TABLE IF NOT EXISTS llm_usage_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        "INSERT OR IGNORE INTO llm_usage_settings (name, value) VALUES (?, ?)", [SALT_SETTING, secrets.token_hex(32)]
+    )
 
 
 JOURNAL_MODE = "delete"

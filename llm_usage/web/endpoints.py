@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from . import queries
-from .params import FILTER_PARAMS, PAGE_PARAMS, SERIES_PARAMS, parse_filters, parse_page, parse_series
+from .params import FILTER_PARAMS, PAGE_PARAMS, SERIES_PARAMS, Filters, parse_filters, parse_page, parse_series
 
 Query = Callable[[sqlite3.Connection], dict[str, Any]]
 
@@ -26,29 +26,48 @@ class Endpoint:
     """``/stats/<name>``."""
     about: str
     params: frozenset[str]
-    prepare: Callable[[dict[str, str], datetime], Query]
-    """Validated parameter values and the time now -> the query to run (raises ``ParamError``)."""
+    prepare: Callable[[dict[str, str], datetime, dict[str, str]], Query]
+    """Validated parameter values, the time now and the key labels (fingerprint -> label)
+    -> the query to run (raises ``ParamError``)."""
 
     @property
     def path(self) -> str:
         return f"/stats/{self.name}"
 
 
-def _grouped(view: Callable[[sqlite3.Connection, queries.Filters], dict[str, Any]]) -> Callable[..., Query]:
-    def prepare(values: dict[str, str], now: datetime) -> Query:
-        filters = parse_filters(values, now)
+def _filters(values: dict[str, str], now: datetime, labels: dict[str, str], default_days: int | None = None) -> Filters:
+    """The filters; ``key`` may name a key by its label as well as by its fingerprint."""
+    if "key" in values:
+        by_label = {label: key_id for key_id, label in labels.items()}
+        values = {**values, "key": by_label.get(values["key"], values["key"])}
+    return parse_filters(values, now, default_days)
+
+
+def _grouped(view: Callable[[sqlite3.Connection, Filters], dict[str, Any]]) -> Callable[..., Query]:
+    def prepare(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
+        filters = _filters(values, now, labels)
         return lambda conn: view(conn, filters)
 
     return prepare
 
 
-def _requests(values: dict[str, str], now: datetime) -> Query:
-    filters, page = parse_filters(values, now), parse_page(values)
+def _requests(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
+    filters, page = _filters(values, now, labels), parse_page(values)
     return lambda conn: queries.recent_requests(conn, filters, page)
 
 
-def _timeseries(values: dict[str, str], now: datetime) -> Query:
-    filters, series = parse_filters(values, now, default_days=30), parse_series(values)
+def _sessions(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
+    filters, page = _filters(values, now, labels, default_days=30), parse_page(values)
+    return lambda conn: queries.by_session(conn, filters, page)
+
+
+def _keys(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
+    filters = _filters(values, now, labels)
+    return lambda conn: queries.by_key(conn, filters, labels)
+
+
+def _timeseries(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
+    filters, series = _filters(values, now, labels, default_days=30), parse_series(values)
     return lambda conn: queries.timeseries(conn, filters, series, now)
 
 
@@ -59,6 +78,14 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("by-model", "per provider and model", FILTER_PARAMS, _grouped(queries.by_model)),
         Endpoint("by-provider", "per provider", FILTER_PARAMS, _grouped(queries.by_provider)),
         Endpoint("by-client", "per calling tool", FILTER_PARAMS, _grouped(queries.by_client)),
+        Endpoint("by-project", "per project", FILTER_PARAMS, _grouped(queries.by_project)),
+        Endpoint("by-key", "per API key (its fingerprint and label)", FILTER_PARAMS, _keys),
+        Endpoint(
+            "by-session",
+            "coding sessions, latest first (30 days unless a window is given)",
+            FILTER_PARAMS | {"limit", "offset"},
+            _sessions,
+        ),
         Endpoint("requests", "the log, newest first, a page at a time", FILTER_PARAMS | PAGE_PARAMS, _requests),
         Endpoint("timeseries", "sums per day or hour in a time zone", FILTER_PARAMS | SERIES_PARAMS, _timeseries),
     )

@@ -100,6 +100,8 @@ class WebUI:
         self.hosts = allowed_hosts("127.0.0.1", "")
         self.writer_problem: Callable[[], str | None] = lambda: None
         """Why rows cannot be written now (the row writer's word), for /healthz."""
+        self.key_labels: Callable[[], dict[str, str]] = dict
+        """Key fingerprint -> label (``llm_usage_key_labels``, read by the settings)."""
         self.static_files = self._load_static()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
@@ -227,7 +229,7 @@ class WebUI:
     async def api(self, name: str, pairs: list[tuple[str, str]]) -> Reply:
         endpoint = ENDPOINTS[name]
         try:
-            query = endpoint.prepare(single_values(pairs, endpoint.params), datetime.now(UTC))
+            query = endpoint.prepare(single_values(pairs, endpoint.params), datetime.now(UTC), self.key_labels())
             payload = await self.reader.run(ctx.options.llm_usage_db, lambda conn: query(conn or self.reader.empty()))
         except ParamError as exc:
             return json_reply(400, {"error": str(exc)})

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..proxy.attribution import PROJECT_NAME, PROJECT_RULE
 
 MAX_DAYS = 3660
 MAX_LIMIT = 500
@@ -50,6 +52,13 @@ class Filters:
     provider: str | None = None
     model: str | None = None
     client: str | None = None
+    session: str | None = None
+    project: str | None = None
+    key: str | None = None
+    """A key's fingerprint (``key-3fa9c1d2``)."""
+
+    def with_session(self, session: str) -> Filters:
+        return replace(self, session=session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +74,7 @@ class Series:
 
 
 WINDOW_PARAMS = frozenset({"days", "since", "until", "tz"})
-FILTER_PARAMS = WINDOW_PARAMS | {"provider", "model", "client"}
+FILTER_PARAMS = WINDOW_PARAMS | {"provider", "model", "client", "session", "project", "key"}
 PAGE_PARAMS = frozenset({"limit", "offset", "status"})
 SERIES_PARAMS = frozenset({"bucket"})
 
@@ -163,12 +172,31 @@ def parse_window(values: dict[str, str], now: datetime, default_days: int | None
     return Window(since=since, until=until, tz=tz)
 
 
+def parse_match(name: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ParamError(f"{name}: must be {rule}, not {value[:40]!r}")
+    return value
+
+
+_SESSION = re.compile(r"[\x21-\x7e]{1,128}")
+_KEY = re.compile(r"key-[0-9a-f]{8}")
+
+
 def parse_filters(values: dict[str, str], now: datetime, default_days: int | None = None) -> Filters:
+    def text(name: str) -> str | None:
+        return parse_text(name, values[name]) if name in values else None
+
+    def match(name: str, pattern: re.Pattern[str], rule: str) -> str | None:
+        return parse_match(name, values[name], pattern, rule) if name in values else None
+
     return Filters(
         window=parse_window(values, now, default_days),
-        provider=parse_text("provider", values["provider"]) if "provider" in values else None,
-        model=parse_text("model", values["model"]) if "model" in values else None,
-        client=parse_text("client", values["client"]) if "client" in values else None,
+        provider=text("provider"),
+        model=text("model"),
+        client=text("client"),
+        session=match("session", _SESSION, "1 to 128 printable ASCII characters without spaces"),
+        project=match("project", PROJECT_NAME, PROJECT_RULE),
+        key=match("key", _KEY, "a key fingerprint such as key-3fa9c1d2"),
     )
 
 

@@ -55,7 +55,18 @@ _STATUS_COUNT = {
     "no-usage": "no_usage_requests",
     "incomplete": "incompletely_priced_requests",
 }
-GROUP_KEYS = ("provider", "model", "client")
+FILTER_COLUMNS = {
+    "provider": "provider",
+    "model": "model",
+    "client": "client",
+    "project": "project",
+    "key": "key_id",
+    "session": "session_id",
+}
+"""``Filters`` field -> the column it matches."""
+GROUP_KEYS = tuple(rollup.SESSIONS.keys)[1:]
+"""What a sum can be grouped by: every key of the session rollup (the hourly one has all but
+``session_id`` and ``subagent``)."""
 REQUEST_COLUMNS = ("id", *COLUMNS)
 """What ``/stats/requests`` lists of each row: every column."""
 _OPEN_LOW, _OPEN_HIGH = -1e300, 1e300  # below / above every timestamp and hour key (Unix seconds)
@@ -129,17 +140,24 @@ def _segments(buckets: Sequence[Bucket], rollup: bool) -> tuple[list[list[Any]],
 
 def _filter_sql(alias: str, filters: Filters, params: dict[str, Any]) -> str:
     clauses = []
-    for key in GROUP_KEYS:
-        value = getattr(filters, key)
+    for field, column in FILTER_COLUMNS.items():
+        value = getattr(filters, field)
         if value is not None:
-            clauses.append(f"{alias}.{key} = :{key}")
-            params[key] = value
+            clauses.append(f"{alias}.{column} = :{field}")
+            params[field] = value
     return "".join(f" AND {clause}" for clause in clauses)
 
 
-def _has_rollup(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests_hourly'").fetchone()
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone()
     return row is not None
+
+
+def _rollup_for(filters: Filters, group_by: Sequence[str]) -> rollup.Rollup:
+    """The session rollup only where sessions matter: it holds more rows."""
+    if filters.session is not None or {"session_id", "subagent"} & set(group_by):
+        return rollup.SESSIONS
+    return rollup.HOURLY
 
 
 def aggregate(
@@ -158,13 +176,16 @@ def aggregate(
     if any(name not in _SUMS for name in names):
         raise ValueError(f"unknown sums {names!r}")
     conn = _connection(db)
-    hourly, raw = _segments(buckets, use_rollup and _has_rollup(conn))
+    chosen = _rollup_for(filters, group_by)
+    hourly, raw = _segments(buckets, use_rollup and _has_table(conn, chosen.table))
     result: dict[tuple[Any, ...], Sums] = {}
-    for table, alias, segments in (("requests_hourly", "h", hourly), ("requests", "r", raw)):
+    for table, alias, segments in ((chosen.table, "h", hourly), ("requests", "r", raw)):
         if not segments:
             continue
         params: dict[str, Any] = {"segments": json.dumps(segments)}
         where = _filter_sql(alias, filters, params)
+        if alias == "r" and chosen is rollup.SESSIONS:
+            where += " AND r.session_id IS NOT NULL"  # the calls the session rollup counts
         column = "hour" if alias == "h" else "timestamp"
         keys = "".join(f", {alias}.{key}" for key in group_by)
         if alias == "h":
@@ -308,6 +329,125 @@ def by_provider(db: Connectable, filters: Filters) -> dict[str, Any]:
     with _read(_connection(db)) as conn:
         rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("provider",))
     return {"providers": _grouped(rows, [1], ["provider"]), "window": _window_info(filters.window)}
+
+
+def by_project(db: Connectable, filters: Filters) -> dict[str, Any]:
+    with _read(_connection(db)) as conn:
+        rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("project",))
+    return {"projects": _grouped(rows, [1], ["project"]), "window": _window_info(filters.window)}
+
+
+def by_key(db: Connectable, filters: Filters, labels: dict[str, str]) -> dict[str, Any]:
+    """Per key fingerprint, with the label the user gave it (``llm_usage_key_labels``)."""
+    with _read(_connection(db)) as conn:
+        rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("key_id",))
+    keys = _grouped(rows, [1], ["key_id"])
+    for key in keys:
+        key["label"] = labels.get(key["key_id"] or "")
+    return {"keys": keys, "window": _window_info(filters.window)}
+
+
+_SESSION_GROUPS = ("session_id", "subagent", "model", "client", "project")
+
+
+def by_session(db: Connectable, filters: Filters, page: Page) -> dict[str, Any]:
+    """``/stats/by-session``: the sessions with calls in the window, latest first.
+
+    Sums come from the session rollup; the order and the exact first and last call from two
+    index seeks per listed session (``(session_id, timestamp)``), after the rollup's hours
+    have picked which sessions those are -- so a year of sessions costs what one page does."""
+    window = filters.window
+    with _read(_connection(db)) as conn:
+        rows = aggregate(conn, filters, [(window.since, window.until)], _SESSION_GROUPS)
+        sessions: dict[str, dict[str, Any]] = {}
+        for (_, session, subagent, model, client, project), sums in rows.items():
+            entry = sessions.setdefault(session, {"sums": {}, "sub": {}, "models": {}, "clients": {}, "projects": {}})
+            _add(entry["sums"], sums)
+            if subagent is not None:
+                _add(entry["sub"], sums)
+            for kind, name in (("models", model), ("clients", client), ("projects", project)):
+                if name is not None:
+                    entry[kind][name] = entry[kind].get(name, 0) + sums.get("requests", 0)
+        sessions = {k: v for k, v in sessions.items() if k is not None and v["sums"].get("requests")}
+        latest = _latest_hours(conn, filters, set(sessions))
+        ranked = sorted(sessions, key=lambda k: (latest.get(k, 0), k), reverse=True)
+        end = page.offset + page.limit
+        cut = latest.get(ranked[end - 1], 0) if len(ranked) >= end else None
+        chosen = ranked if cut is None else [k for k in ranked if latest.get(k, 0) >= cut]  # ties at the cut
+        spans = {k: _first_last(conn, filters, k) for k in chosen}
+    listed = sorted(chosen, key=lambda k: (spans[k][1] or 0, k), reverse=True)[page.offset : end]
+    out = []
+    for key in listed:
+        entry, (first, last) = sessions[key], spans[key]
+        fig, sub = figures(entry["sums"]), figures(entry["sub"])
+        out.append({
+            "session_id": key,
+            "first_call": _shown_time(first),
+            "last_call": _shown_time(last),
+            "duration_s": round(last - first, 3) if first is not None and last is not None else None,
+            **fig,
+            "client": _most(entry["clients"]),
+            "project": _most(entry["projects"]),
+            "models": sorted(entry["models"], key=lambda m: -entry["models"][m]),
+            "subagent_requests": sub["requests"],
+            "subagent_cost_usd": sub["cost_usd"] if sub["requests"] else 0,
+            "subagent_share": _share(sub, fig),
+        })  # fmt: skip
+    return {
+        "sessions": out,
+        "total_sessions": len(sessions),
+        "limit": page.limit,
+        "offset": page.offset,
+        "window": _window_info(window),
+    }
+
+
+def _most(counts: dict[str, float]) -> str | None:
+    return max(counts, key=lambda name: (counts[name], name)) if counts else None
+
+
+def _share(part: dict[str, Any], whole: dict[str, Any]) -> float | None:
+    """The subagents' share of a session: of its cost, or of its calls when it has no cost."""
+    if whole["cost_usd"]:
+        return round((part["cost_usd"] or 0) / whole["cost_usd"], 4)
+    return round(part["requests"] / whole["requests"], 4) if whole["requests"] else None
+
+
+def _latest_hours(conn: sqlite3.Connection, filters: Filters, sessions: set[str]) -> dict[str, int]:
+    """Each session's last hour with calls in the window, from the session rollup (or raw)."""
+    window = filters.window
+    params: dict[str, Any] = {
+        "low": _OPEN_LOW if window.since is None else _floor_hour(window.since).timestamp(),
+        "high": _OPEN_HIGH if window.until is None else window.until.timestamp(),
+    }
+    if _has_table(conn, rollup.SESSIONS.table):
+        where = _filter_sql("h", filters, params)
+        sql = (
+            f"SELECT h.session_id, max(h.hour) FROM {rollup.SESSIONS.table} AS h "
+            f"WHERE h.hour >= :low AND h.hour < :high AND h.requests > 0{where} GROUP BY h.session_id"
+        )
+    else:
+        where = _filter_sql("r", filters, params)
+        sql = (
+            "SELECT r.session_id, max(CAST(r.timestamp / 3600 AS INTEGER) * 3600) FROM requests AS r "
+            "WHERE r.timestamp >= :low AND r.timestamp < :high AND r.session_id IS NOT NULL"
+            f"{where} GROUP BY r.session_id"
+        )
+    return {session: hour for session, hour in conn.execute(sql, params) if session in sessions}
+
+
+def _first_last(conn: sqlite3.Connection, filters: Filters, session: str) -> tuple[float | None, float | None]:
+    """A session's first and last call in the window (index ``(session_id, timestamp)``)."""
+    window = filters.window
+    params: dict[str, Any] = {
+        "low": _OPEN_LOW if window.since is None else timestamp_key(window.since),
+        "high": _OPEN_HIGH if window.until is None else timestamp_key(window.until),
+    }
+    where = _filter_sql("r", filters.with_session(session), params)
+    sql = f"FROM requests AS r WHERE r.timestamp >= :low AND r.timestamp < :high{where}"
+    first = conn.execute(f"SELECT min(r.timestamp) {sql}", params).fetchone()[0]
+    last = conn.execute(f"SELECT max(r.timestamp) {sql}", params).fetchone()[0]
+    return first, last
 
 
 def recent_requests(db: Connectable, filters: Filters, page: Page) -> dict[str, Any]:
