@@ -63,7 +63,9 @@ def dashboard_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]
          "cost_breakdown": json.dumps(breakdown)}
     )  # fmt: skip
     db.close()
-    running = Proxy(workdir, [])
+    labels = workdir / "keys.yaml"
+    labels.write_text("alice-laptop: key-3fa9c1d2\n")
+    running = Proxy(workdir, ["--set", f"llm_usage_key_labels={labels}"])
     yield running
     running.stop()
 
@@ -270,3 +272,51 @@ def test_the_seeds_database_in_every_endpoint_and_the_dashboard(tmp_path: Path, 
         sql.close()
     finally:
         proxy.stop()
+
+
+def test_sessions_projects_and_keys(dashboard_proxy: Proxy, browser: Any) -> None:
+    """The sessions panel lists the API's latest sessions; a click on one shows its requests;
+    project and key rows filter the page; keys show their labels, never more than a fingerprint."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id=TZ)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(dashboard_proxy.url + "/dashboard")
+    loads = wait_loads(page, 0)
+
+    sessions = api(dashboard_proxy, "/stats/by-session", days="30", limit="10")
+    assert sessions["total_sessions"] > 10
+    shown = page.eval_on_selector_all("#sessions tbody tr", "rows => rows.map(r => r.dataset.key.slice(2))")
+    assert shown == [s["session_id"] for s in sessions["sessions"]]
+    first = sessions["sessions"][0]
+    page.click("#sessions tbody tr:first-child button.link")
+    loads = wait_loads(page, loads)
+    assert f"session: {first['session_id']}" in (page.text_content("#chip-list") or "")
+    log = api(dashboard_proxy, "/stats/requests", days="30", session=first["session_id"])
+    assert log["total"] == first["requests"] and page.text_content("#page-info") == (
+        f"1\N{EN DASH}{min(50, log['total'])} of {log['total']:,}"
+    )
+    assert digits(page.text_content("#card-requests") or "") == str(first["requests"])
+    page.click("#clear-filters")
+    loads = wait_loads(page, loads)
+
+    projects = api(dashboard_proxy, "/stats/by-project", days="30")["projects"]
+    assert page.locator("#projects tbody tr").count() == len(projects)
+    page.click("#projects tbody tr >> text=webshop")
+    loads = wait_loads(page, loads)
+    webshop = api(dashboard_proxy, "/stats/summary", days="30", project="webshop")["totals"]
+    assert digits(page.text_content("#card-requests") or "") == str(webshop["total_requests"])
+    page.click("#clear-filters")
+    loads = wait_loads(page, loads)
+
+    keys = page.eval_on_selector_all("#keys tbody td.name", "cells => cells.map(c => c.textContent)")
+    assert "alice-laptop \N{MIDDLE DOT} key-3fa9c1d2" in keys and all(
+        k.startswith(("key-", "alice", "(no key)")) for k in keys
+    )
+    page.click("#keys tbody tr >> text=alice-laptop")
+    loads = wait_loads(page, loads)
+    alice = api(dashboard_proxy, "/stats/summary", days="30", key="alice-laptop")["totals"]  # a label works too
+    assert digits(page.text_content("#card-requests") or "") == str(alice["total_requests"]) != "0"
+    assert "key: alice-laptop" in (page.text_content("#chip-list") or "")
+    assert problems == []
+    context.close()

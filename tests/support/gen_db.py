@@ -91,8 +91,12 @@ CLIENTS: dict[str | None, tuple[float, tuple[str, ...]]] = {
 COLUMNS = (
     "timestamp, provider, model, endpoint, method, input_tokens, output_tokens, total_tokens, cost_usd, "
     "duration_ms, streaming, status_code, error, cache_read_tokens, cache_write_tokens, reasoning_tokens, "
-    "ttft_ms, cost_source, usage_status, client, cache_savings_usd"
+    "ttft_ms, cost_source, usage_status, client, cache_savings_usd, session_id, subagent, project, key_id"
 )
+SESSION_CLIENTS = {"Claude Code": ("Explore", "general-purpose"), "Codex CLI": ("review", "compact"), "opencode": ()}
+"""The tools that name their sessions, and the subagents they run."""
+PROJECTS = ["webshop", "blog", "infra", "data-pipeline", None]
+KEYS = ["key-3fa9c1d2", "key-90b1e07f", "key-5c0ffee1", "key-0d15ea5e", None]
 ERRORS = (
     (429, "rate_limit_error: Number of request tokens has exceeded your per-minute rate limit"),
     (529, "overloaded_error: Overloaded"),
@@ -152,6 +156,9 @@ def generate(path: Path, rows: int, seed: int) -> None:
     price_in: float | None = None
     price_out: float | None = None
     reasoning = False
+    session: str | None = None
+    project: str | None = None
+    key_id: str | None = None
     t0 = time.monotonic()
     for i, ts in enumerate(stamps):
         if session_left <= 0:  # a new burst: one tool on one model for a while
@@ -160,7 +167,12 @@ def generate(path: Path, rows: int, seed: int) -> None:
             providers = CLIENTS[client][1]
             provider = _pick(rng, list(providers), [sum(m[1] for m in MODELS[p]) for p in providers])
             model, _w, price_in, price_out, reasoning = _pick(rng, MODELS[provider], [m[1] for m in MODELS[provider]])
+            session = f"{rng.getrandbits(64):016x}-{i}" if client in SESSION_CLIENTS else None
+            project = rng.choice(PROJECTS)
+            key_id = None if provider == "ollama" else rng.choice(KEYS[:-1])
         session_left -= 1
+        subagents = SESSION_CLIENTS.get(client or "", ())
+        subagent = rng.choice(subagents) if subagents and rng.random() < 0.15 else None
         endpoint = ENDPOINTS[provider].format(model=model)
         embedding = "embedding" in model
         if embedding:
@@ -228,6 +240,10 @@ def generate(path: Path, rows: int, seed: int) -> None:
                 usage_status,
                 client,
                 savings,
+                session,
+                subagent,
+                project,
+                key_id,
             )
         )
         if len(batch) >= 20_000:

@@ -11,7 +11,9 @@
   const PAGE = 50;
 
   // ------------------------------------------------------------------ state (kept in the URL's #hash)
-  const state = { days: "30", bucket: "", provider: "", model: "", client: "", status: "", offset: 0 };
+  const state = { days: "30", bucket: "", provider: "", model: "", client: "", project: "", key: "", session: "", status: "", offset: 0 };
+  const FILTERS = ["provider", "model", "client", "project", "key", "session"];
+  const SESSIONS_SHOWN = 10;
 
   function readHash() {
     const params = new URLSearchParams(location.hash.slice(1));
@@ -92,7 +94,7 @@
 
   function filterParams() {
     const p = windowParams();
-    for (const key of ["provider", "model", "client"]) if (state[key]) p[key] = state[key];
+    for (const key of FILTERS) if (state[key]) p[key] = state[key];
     return p;
   }
 
@@ -195,7 +197,7 @@
     return rows.reduce((sum, r) => sum + (r.cost_usd || 0), 0) || 1;
   }
 
-  function renderGroup(tableId, rows, field, active) {
+  function renderGroup(tableId, rows, field, active, unknownText) {
     const tbody = $(tableId).tBodies[0];
     const all = totalCost(rows);
     reconcile(
@@ -205,7 +207,7 @@
       (tr, r) => {
         const [name, requests, tokens, costTd] = tr.children;
         if (name.dataset.text !== String(r[field])) {
-          nameCell(name, r[field], r[field] !== null);
+          nameCell(name, r[field], r[field] !== null, unknownText);
           name.dataset.text = String(r[field]);
         }
         setText(requests, int(r.requests), r.error_requests ? `${int(r.error_requests)} errors` : "");
@@ -245,6 +247,55 @@
       (tr) => {
         tr.append(el("td", "name"), el("td", "muted"));
         buildNumeric(tr, ["num", "num opt", "num opt", "num opt", "num opt", "num share"]);
+      }
+    );
+  }
+
+  // Keys are shown by the label the user gave them, with the fingerprint (never a key).
+  function keyName(r) {
+    if (r.key_id === null) return null;
+    return r.label ? `${r.label} · ${r.key_id}` : r.key_id;
+  }
+
+  function lengthOf(seconds) {
+    if (seconds === null || seconds === undefined) return "—";
+    if (seconds < 60) return Math.round(seconds) + " s";
+    if (seconds < 3600) return Math.round(seconds / 60) + " min";
+    return (seconds / 3600).toFixed(1) + " h";
+  }
+
+  function renderSessions(page) {
+    const tbody = $("sessions").tBodies[0];
+    const all = totalCost(page.sessions);
+    $("sessions-empty").hidden = page.sessions.length > 0;
+    $("sessions").hidden = page.sessions.length === 0;
+    const more = page.total_sessions - page.sessions.length;
+    setText($("sessions-note"), (more > 0 ? `the latest ${page.sessions.length} of ${int(page.total_sessions)}` : "the latest coding sessions") + "; click one to see its requests");
+    reconcile(
+      tbody,
+      page.sessions,
+      (r) => "s:" + r.session_id,
+      (tr, r) => {
+        const [name, client, project, models, calls, length, last, subagents, costTd] = tr.children;
+        if (name.dataset.text !== r.session_id) {
+          nameCell(name, r.session_id.length > 14 ? r.session_id.slice(0, 13) + "…" : r.session_id, true);
+          name.firstChild.title = r.session_id;
+          name.dataset.text = r.session_id;
+        }
+        setText(client, r.client || "");
+        setText(project, r.project || "");
+        setText(models, r.models.join(", "), r.models.join("\n"));
+        setText(calls, int(r.requests), r.error_requests ? `${int(r.error_requests)} errors` : "");
+        setText(length, lengthOf(r.duration_s), `${r.first_call} → ${r.last_call}`);
+        setText(last, when(r.last_call), r.last_call);
+        const share = r.subagent_share === null || !r.subagent_requests ? "—" : Math.round(r.subagent_share * 100) + "%";
+        setText(subagents, share, r.subagent_requests ? `${int(r.subagent_requests)} call(s) by subagents` : "no subagent calls");
+        costCell(costTd, r.cost_usd, (r.cost_usd || 0) / all, r.unpriced_requests);
+        tr.classList.toggle("active", state.session === r.session_id);
+      },
+      (tr) => {
+        tr.append(el("td", "name"), el("td", "muted"), el("td", "muted opt"), el("td", "muted small opt models"));
+        buildNumeric(tr, ["num", "num opt", "num", "num opt", "num share"]);
       }
     );
   }
@@ -411,10 +462,11 @@
     }
     $("status").value = state.status;
     const chips = [];
-    for (const key of ["provider", "model", "client", "status"]) {
+    for (const key of [...FILTERS, "status"]) {
       if (!state[key]) continue;
       const chip = el("span", "chip");
-      chip.append(el("span", "chip-text", `${key}: ${state[key]}`));
+      const shown = key === "key" ? keyName(lastKeys.find((r) => r.key_id === state.key) || { key_id: state.key }) : state[key];
+      chip.append(el("span", "chip-text", `${key}: ${shown}`));
       const x = el("button", "", "×");
       x.type = "button";
       x.title = `Remove the ${key} filter`;
@@ -444,7 +496,7 @@
     if (b && !b.disabled) setFilter({ bucket: b.dataset.bucket }, true);
   });
   $("status").addEventListener("change", (e) => setFilter({ status: e.target.value }));
-  $("clear-filters").addEventListener("click", () => setFilter({ provider: "", model: "", client: "", status: "" }));
+  $("clear-filters").addEventListener("click", () => setFilter({ provider: "", model: "", client: "", project: "", key: "", session: "", status: "" }));
   for (const b of document.querySelectorAll(".quality-list [data-status]")) {
     b.addEventListener("click", () => {
       setFilter({ status: b.dataset.status });
@@ -463,8 +515,19 @@
     });
   }
   let lastModels = [];
+  let lastKeys = [];
   onNameClick("providers", (tr, name) => ({ provider: state.provider === name ? "" : name, model: "" }));
   onNameClick("clients", (tr, name) => ({ client: state.client === name ? "" : name }));
+  onNameClick("projects", (tr, name) => ({ project: state.project === name ? "" : name }));
+  onNameClick("keys", (tr) => {
+    const row = lastKeys.find((r) => "v:" + keyName(r) === tr.dataset.key);
+    return row ? { key: state.key === row.key_id ? "" : row.key_id } : {};
+  });
+  onNameClick("sessions", (tr) => {
+    const session = tr.dataset.key.slice(2);
+    if (state.session !== session) $("log").scrollIntoView({ behavior: "smooth", block: "start" });
+    return { session: state.session === session ? "" : session };
+  });
   onNameClick("models", (tr) => {
     const row = lastModels.find((r) => JSON.stringify([r.provider, r.model]) === tr.dataset.key);
     if (!row) return {};
@@ -513,11 +576,16 @@
     const page = { ...filters, limit: PAGE, offset: state.offset };
     if (state.status) page.status = state.status;
     try {
-      const [summary, models, timeseries, requests] = await Promise.all([
+      // all time, when asked: the sessions view alone would default to the last 30 days
+      const sessionWindow = state.days === "all" ? { ...filters, until: new Date().toISOString() } : filters;
+      const [summary, models, timeseries, requests, sessions, projects, keys] = await Promise.all([
         api("/stats/summary", filters),
         api("/stats/by-model", filters),
         api("/stats/timeseries", series),
         api("/stats/requests", page),
+        api("/stats/by-session", { ...sessionWindow, limit: SESSIONS_SHOWN }),
+        api("/stats/by-project", filters),
+        api("/stats/by-key", filters),
       ]);
       if (mine !== sequence) return; // a newer load (the reader changed a filter) wins
       renderCards(summary.totals);
@@ -525,6 +593,11 @@
       renderGroup("clients", summary.by_client, "client", state.client);
       lastModels = models.models;
       renderModels(models.models);
+      renderSessions(sessions);
+      renderGroup("projects", projects.projects, "project", state.project, "(no project)");
+      lastKeys = keys.keys;
+      const active = lastKeys.find((r) => r.key_id === state.key);
+      renderGroup("keys", keys.keys.map((r) => ({ ...r, key_name: keyName(r) })), "key_name", active ? keyName(active) : "", "(no key)");
       lastSeries = timeseries;
       renderChart(timeseries, fresh);
       if (requests.total && requests.offset >= requests.total && state.offset > 0) {
