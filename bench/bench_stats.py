@@ -49,16 +49,26 @@ ENDPOINTS = [
     "/stats/timeseries?days=7&bucket=hour&tz=America/New_York",
     "/stats/timeseries?days=365&tz=Europe/Berlin",
     "/stats/timeseries?days=365&tz=Asia/Kolkata",
+    "/stats/by-session",
+    "/stats/by-session?days=365&tz=Europe/Berlin",
+    "/stats/by-session?days=7&project=webshop",
+    "/stats/by-project?days=30",
+    "/stats/by-project",
+    "/stats/by-key?days=90",
+    "/stats/summary?days=30&project=webshop",
+    "/stats/summary?days=30&key=key-3fa9c1d2",
+    "/stats/requests?days=30&session=FIRST_SESSION",
+    "/stats/timeseries?days=30&project=blog",
     "/healthz",
 ]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
-def time_endpoints(port: int, repeat: int) -> list[tuple[str, float, float]]:
+def time_endpoints(port: int, repeat: int, session: str) -> list[tuple[str, float, float]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     results = []
-    for path in ENDPOINTS:
+    for path in (p.replace("FIRST_SESSION", session) for p in ENDPOINTS):
         samples = []
         for i in range(repeat + 2):
             began = time.perf_counter()
@@ -121,11 +131,13 @@ def main() -> None:
         try:
             with sqlite3.connect(f"file:{args.db.resolve()}?mode=ro", uri=True) as conn:
                 rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+                latest = "SELECT session_id FROM requests WHERE session_id IS NOT NULL ORDER BY timestamp DESC LIMIT 1"
+                session = (conn.execute(latest).fetchone() or ("none",))[0]
             print(f"llm-usage stats bench: {rows:,} rows in {args.db}")
             target = f"target < {ENDPOINT_TARGET_MS:.0f} ms"
             print(f"\nEndpoints over HTTP through mitmdump, median of {args.repeat} ({target})")
             misses = 0
-            for path, median, worst in time_endpoints(port, args.repeat):
+            for path, median, worst in time_endpoints(port, args.repeat, session):
                 ok = median < ENDPOINT_TARGET_MS
                 misses += not ok
                 print(f"  {'ok  ' if ok else 'MISS'} {median:7.1f} ms  (max {worst:6.1f})  {path}")

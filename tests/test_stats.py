@@ -27,6 +27,7 @@ from llm_usage.web.params import (
     parse_series,
     single_values,
 )
+from llm_usage.web.reader import open_read_only
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -687,3 +688,34 @@ def test_by_project_and_by_key(attributed: sqlite3.Connection) -> None:
     keys = stats.by_key(attributed, f, {"key-0000aaaa": "alice"})["keys"]
     assert {(k["key_id"], k["label"]) for k in keys} == {("key-0000aaaa", "alice"), ("key-1111bbbb", None)}
     assert sum(k["requests"] for k in keys) == 400
+
+
+def test_kept_sums_of_the_past_follow_every_change_to_it(tmp_path: Path) -> None:
+    """Yesterday's sums are kept between requests (web/past_cache.py), and read again when
+    a row is written into the past, or one is deleted or changed."""
+    from llm_usage.web.past_cache import PAST
+
+    PAST.clear()
+    db = open_database(str(tmp_path / "u.db"))
+    now = datetime.now(UTC)
+    db.table("requests").insert_all(row(now - timedelta(days=d, hours=1), input_tokens=10) for d in range(1, 4))
+    db.conn.commit()
+    conn = open_read_only(tmp_path / "u.db")
+
+    def tokens() -> int:
+        return stats.summary(conn, filters(days="30"))["totals"]["total_input_tokens"]
+
+    assert tokens() == 30
+    assert PAST._entries and tokens() == 30  # the second from what was kept
+    db.table("requests").insert(row(now - timedelta(days=2), input_tokens=5))  # late, into the past
+    db.conn.commit()
+    assert tokens() == 35
+    db.table("requests").insert(row(now, input_tokens=1))  # today: the kept past still holds
+    db.conn.commit()
+    assert tokens() == 36
+    db.execute("UPDATE requests SET input_tokens = 100 WHERE input_tokens = 5")
+    db.conn.commit()
+    assert tokens() == 131
+    db.execute("DELETE FROM requests WHERE input_tokens = 100")
+    db.conn.commit()
+    assert tokens() == 31

@@ -509,3 +509,24 @@ def test_a_line_cut_by_a_kill_is_skipped_and_the_rows_after_it_still_count(tmp_p
     with db.conn:
         assert garbage.copy_into(db.conn, lambda row: _insert_one(db.conn, row)) == 0
     assert Path(spill.path + ".unreadable").exists() and not Path(spill.path).exists()
+
+
+def test_a_database_made_again_under_the_proxy_keeps_the_proxys_key_salt(tmp_path: Path) -> None:
+    """Fingerprints made with the salt the proxy started with must match what ``key-id``
+    reads from the database, also after the file was deleted and made again."""
+    from llm_usage.accounting.keys import database_salt
+
+    path = tmp_path / "u.db"
+    db = open_database(str(path))
+    salt = database_salt(db.conn)
+    db.close()
+    writer = UsageWriter(path, key_salt=salt)
+    writer.submit_row(_row(1))
+    assert writer.flush(10)
+    path.unlink()
+    writer.submit_row(_row(2))
+    assert writer.flush(10)
+    writer.close()
+    again = open_database(str(path))
+    assert database_salt(again.conn, create=False) == salt
+    assert again.execute("select count(*) from requests").fetchone()[0] == 1

@@ -171,7 +171,7 @@ class Settings:
             self._reject(f"llm_usage_db: cannot use {path!r}: {exc}")
             return
         self.close_writer()  # every row the old one was given is written first
-        self.writer = RowWriter(path, on_lines=self.call_lines)
+        self.writer = RowWriter(path, on_lines=self.call_lines, key_salt=self.key_salt)
         logger.info("llm-usage: logging requests to %s", path)
 
     def _reject(self, message: str) -> None:

@@ -75,6 +75,8 @@ class Rollup:
     """name -> (SQL type, value for row ``R``); ``hour`` first."""
     where: str = TIMED
     """The rows it counts."""
+    index: tuple[str, ...] = ()
+    """A second index, for reading one key's hours."""
 
 
 HOURLY = Rollup(
@@ -91,6 +93,7 @@ SESSIONS = Rollup(
         },
     },
     where=f"{TIMED} AND R.session_id IS NOT NULL",
+    index=("session_id", "hour"),
 )
 """The calls that belong to a session, by session and subagent too: read only for the
 per-session view and the ``session`` filter, so the many sessions do not multiply the rows
@@ -123,8 +126,17 @@ def drop(db: Database) -> None:
     db.execute("DROP TABLE IF EXISTS requests_hourly_definition")
 
 
+REVISED = " UPDATE requests_revision SET n = n + 1;"
+"""A delete or update changes the past: the stats' kept sums of it are then read again
+(``web/past_cache.py``); an insert does not (new rows are checked by their time)."""
+
+
 def rebuild(db: Database) -> None:
     """(Re)make every rollup and its triggers from the current definitions and rows."""
+    db.execute("CREATE TABLE IF NOT EXISTS requests_revision (n INTEGER NOT NULL)")
+    if db.execute("SELECT count(*) FROM requests_revision").fetchone()[0] == 0:
+        db.execute("INSERT INTO requests_revision VALUES (0)")
+    db.execute("UPDATE requests_revision SET n = n + 1")  # rebuilt: whatever was kept of it is stale
     for rollup in ROLLUPS:
         for event in _EVENTS:
             db.execute(f"DROP TRIGGER IF EXISTS {rollup.table}_{event}")
@@ -134,6 +146,10 @@ def rebuild(db: Database) -> None:
         db.execute(
             f"CREATE TABLE {rollup.table} ({keys}, {sums}, PRIMARY KEY ({', '.join(rollup.keys)})) WITHOUT ROWID"
         )
+        if rollup.index:
+            db.execute(
+                f"CREATE INDEX {rollup.table}_by_{rollup.index[0]} ON {rollup.table} ({', '.join(rollup.index)})"
+            )
         group = ", ".join(expr for _, expr in rollup.keys.values())
         totals = ", ".join(f"sum({expr})" for _, expr in SUMS.values())
         db.execute(
@@ -142,8 +158,8 @@ def rebuild(db: Database) -> None:
         )
         bodies = {
             "insert": _upsert(rollup, "NEW", ""),
-            "delete": _upsert(rollup, "OLD", "-"),
-            "update": _upsert(rollup, "OLD", "-") + " " + _upsert(rollup, "NEW", ""),
+            "delete": _upsert(rollup, "OLD", "-") + REVISED,
+            "update": _upsert(rollup, "OLD", "-") + " " + _upsert(rollup, "NEW", "") + REVISED,
         }
         for event in _EVENTS:
             db.execute(
@@ -152,7 +168,7 @@ def rebuild(db: Database) -> None:
 
 
 def _definition() -> str:
-    return hashlib.sha256(repr((ROLLUPS, SUMS)).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr((ROLLUPS, SUMS, REVISED)).encode()).hexdigest()[:16]
 
 
 def ensure(db: Database) -> None:

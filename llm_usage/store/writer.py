@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..accounting.keys import SALT_SETTING, database_salt
 from ..accounting.row import COLUMNS, Row
 from .schema import open_database
 from .spill import Spill
@@ -109,8 +110,12 @@ class RowWriter:
     so printing them costs the event loop nothing either.
     """
 
-    def __init__(self, path: str | Path, on_lines: Callable[[list[str]], None] | None = None) -> None:
+    def __init__(
+        self, path: str | Path, on_lines: Callable[[list[str]], None] | None = None, key_salt: bytes | None = None
+    ) -> None:
         self.path = str(path)
+        self.key_salt = key_salt
+        """The salt the proxy fingerprints keys with: given to a database made anew under it."""
         self.on_lines = on_lines
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="llm-usage-writer", daemon=True)
@@ -195,6 +200,8 @@ class RowWriter:
                     if db is None:
                         db = open_database(self.path, BUSY_TIMEOUT_MS)
                         opened = _file_identity(self.path)
+                        if self.key_salt is not None:
+                            keep_salt(db.conn, self.key_salt)
                         # NORMAL: never corrupt, at worst the last rows are lost on a power
                         # cut. Temporary tables and statement journals in memory, not files
                         # in /var/tmp created and deleted for every batch. A lock held
@@ -306,6 +313,19 @@ class RowWriter:
                 self.on_lines([line.encode("utf-8", "replace").decode("utf-8") for line in lines])
         except (OSError, ValueError):  # stdout closed: the rows still get written
             self.on_lines = None
+
+
+def keep_salt(conn: sqlite3.Connection, salt: bytes) -> None:
+    """A database made again under the running proxy (deleted, replaced by an empty one)
+    takes the salt the proxy fingerprints keys with, so ``key-id`` agrees with its rows;
+    one that already holds rows keeps its own (and says so: new fingerprints differ)."""
+    if database_salt(conn, create=False) == salt:
+        return
+    if conn.execute("SELECT 1 FROM requests LIMIT 1").fetchone() is None:
+        with conn:
+            conn.execute("UPDATE llm_usage_settings SET value = ? WHERE name = ?", [salt.hex(), SALT_SETTING])
+    else:
+        logger.warning("llm-usage: the database has another key salt than the proxy started with: restart the proxy")
 
 
 def _database_failure(exc: Exception) -> bool:

@@ -33,6 +33,7 @@ from sqlite_utils import Database
 from ..accounting.row import COLUMNS, iso_utc
 from ..store import rollup
 from .params import MAX_POINTS, Filters, Page, ParamError, Series, Window, local_midnight
+from .past_cache import PAST, today_start
 
 _SUMS: dict[str, str] = {name: expr.replace("R.", "r.") for name, (_, expr) in rollup.SUMS.items()}
 """name -> expression over one ``requests`` row ``r``; ``requests_hourly`` has a column of the same sum."""
@@ -167,45 +168,94 @@ def aggregate(
     group_by: Sequence[str] = (),
     use_rollup: bool = True,
     only: Sequence[str] | None = None,
+    sessions: Sequence[str] | None = None,
 ) -> dict[tuple[Any, ...], Sums]:
     """``{(bucket index, *group values): sums}`` over ``[low, high)`` of each bucket
-    (all the sums, or ``only`` those named)."""
+    (all the sums, or ``only`` those named; of the calls of ``sessions`` alone, if given)."""
     if any(key not in GROUP_KEYS for key in group_by):
         raise ValueError(f"cannot group by {group_by!r}")
     names = list(_SUMS) if only is None else list(only)
     if any(name not in _SUMS for name in names):
         raise ValueError(f"unknown sums {names!r}")
     conn = _connection(db)
-    chosen = _rollup_for(filters, group_by)
+    chosen = rollup.SESSIONS if sessions is not None else _rollup_for(filters, group_by)
     hourly, raw = _segments(buckets, use_rollup and _has_table(conn, chosen.table))
+    frozen = today_start()
+    past, recent = _split_at(hourly, frozen)
+    past_raw, recent_raw = _split_at(raw, frozen)
+    width = 1 + len(group_by)
     result: dict[tuple[Any, ...], Sums] = {}
-    for table, alias, segments in ((chosen.table, "h", hourly), ("requests", "r", raw)):
+    parts = (("h", past, frozen), ("h", recent, None), ("r", past_raw, frozen), ("r", recent_raw, None))
+    for alias, segments, kept_until in parts:
         if not segments:
             continue
-        params: dict[str, Any] = {"segments": json.dumps(segments)}
-        where = _filter_sql(alias, filters, params)
-        if alias == "r" and chosen is rollup.SESSIONS:
-            where += " AND r.session_id IS NOT NULL"  # the calls the session rollup counts
-        column = "hour" if alias == "h" else "timestamp"
-        keys = "".join(f", {alias}.{key}" for key in group_by)
-        if alias == "h":
-            sums = ", ".join(f"sum(h.{name})" for name in names)
-        else:
-            sums = ", ".join(f"sum({_SUMS[name]})" for name in names)
-        sql = (
-            f"SELECT json_extract(s.value, '$[0]') AS b{keys}, {sums} "
-            f"FROM json_each(:segments) AS s CROSS JOIN {table} AS {alias} "
-            f"WHERE {alias}.{column} >= json_extract(s.value, '$[1]') "
-            f"AND {alias}.{column} < json_extract(s.value, '$[2]'){where} "
-            f"GROUP BY b{keys}"
-        )
-        width = 1 + len(group_by)
-        for row in conn.execute(sql, params):
-            key = (row[0], *(value if value != "" else None for value in row[1:width]))
-            target = result.setdefault(key, dict.fromkeys(names, 0))
+        sql, params = _sum_sql(alias, chosen.table if alias == "h" else "requests", segments, filters, group_by, names,
+                               chosen is rollup.SESSIONS, sessions)  # fmt: skip
+        for row in _fetch(conn, sql, params, kept_until):
+            group = (row[0], *(value if value != "" else None for value in row[1:width]))
+            target = result.setdefault(group, dict.fromkeys(names, 0))
             for name, value in zip(names, row[width:], strict=True):
                 target[name] += value or 0
     return result
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: dict[str, Any], kept_until: int | None) -> list[Any]:
+    """A query's rows; for one over the past only (before ``kept_until``), kept between requests."""
+    if kept_until is None:
+        return conn.execute(sql, params).fetchall()
+    return PAST.rows(
+        conn, (sql, tuple(sorted(params.items()))), kept_until, lambda: conn.execute(sql, params).fetchall()
+    )
+
+
+def _split_at(segments: list[list[Any]], frozen: int) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Segments (``[index, low, high]``, hour keys or timestamps) cut at ``frozen`` (today's
+    start): before it, the past whose sums are kept."""
+    past, recent = [], []
+    for index, low, high in segments:
+        if high <= frozen:
+            past.append([index, low, high])
+        elif low >= frozen:
+            recent.append([index, low, high])
+        else:
+            past.append([index, low, frozen])
+            recent.append([index, frozen, high])
+    return past, recent
+
+
+def _sum_sql(
+    alias: str,
+    table: str,
+    segments: list[list[Any]],
+    filters: Filters,
+    group_by: Sequence[str],
+    names: Sequence[str],
+    session_rows: bool,
+    sessions: Sequence[str] | None,
+) -> tuple[str, dict[str, Any]]:
+    """The query that sums ``names`` per segment (and ``group_by``) from the rollup (``h``)
+    or the rows themselves (``r``)."""
+    params: dict[str, Any] = {"segments": json.dumps(segments)}
+    where = _filter_sql(alias, filters, params)
+    if alias == "r" and session_rows:
+        where += " AND r.session_id IS NOT NULL"  # the calls the session rollup counts
+    if sessions is not None:
+        where += f" AND {alias}.session_id IN (SELECT value FROM json_each(:sessions))"
+        params["sessions"] = json.dumps(list(sessions))
+    column = "hour" if alias == "h" else "timestamp"
+    keys = "".join(f", {alias}.{key}" for key in group_by)
+    if alias == "h":
+        sums = ", ".join(f"sum(h.{name})" for name in names)
+    else:
+        sums = ", ".join(f"sum({_SUMS[name]})" for name in names)
+    sql = (
+        f"SELECT json_extract(s.value, '$[0]') AS b{keys}, {sums} "
+        f"FROM json_each(:segments) AS s CROSS JOIN {table} AS {alias} "
+        f"WHERE {alias}.{column} >= json_extract(s.value, '$[1]') "
+        f"AND {alias}.{column} < json_extract(s.value, '$[2]'){where} "
+        f"GROUP BY b{keys}"
+    )
+    return sql, params
 
 
 def figures(sums: Sums | None) -> dict[str, Any]:
@@ -353,32 +403,36 @@ _SESSION_GROUPS = ("session_id", "subagent", "model", "client", "project")
 def by_session(db: Connectable, filters: Filters, page: Page) -> dict[str, Any]:
     """``/stats/by-session``: the sessions with calls in the window, latest first.
 
-    Sums come from the session rollup; the order and the exact first and last call from two
-    index seeks per listed session (``(session_id, timestamp)``), after the rollup's hours
-    have picked which sessions those are -- so a year of sessions costs what one page does."""
+    Which sessions, and in what order, comes from each one's last hour with calls (the
+    session rollup; the partial hours at the window's edges from ``requests``); the exact
+    first and last call from two index seeks per listed session; the sums of the listed
+    sessions alone from the rollup again -- so a year of sessions costs about what a page does."""
     window = filters.window
+    end = page.offset + page.limit
     with _read(_connection(db)) as conn:
-        rows = aggregate(conn, filters, [(window.since, window.until)], _SESSION_GROUPS)
-        sessions: dict[str, dict[str, Any]] = {}
-        for (_, session, subagent, model, client, project), sums in rows.items():
-            entry = sessions.setdefault(session, {"sums": {}, "sub": {}, "models": {}, "clients": {}, "projects": {}})
-            _add(entry["sums"], sums)
-            if subagent is not None:
-                _add(entry["sub"], sums)
-            for kind, name in (("models", model), ("clients", client), ("projects", project)):
-                if name is not None:
-                    entry[kind][name] = entry[kind].get(name, 0) + sums.get("requests", 0)
-        sessions = {k: v for k, v in sessions.items() if k is not None and v["sums"].get("requests")}
-        latest = _latest_hours(conn, filters, set(sessions))
-        ranked = sorted(sessions, key=lambda k: (latest.get(k, 0), k), reverse=True)
-        end = page.offset + page.limit
-        cut = latest.get(ranked[end - 1], 0) if len(ranked) >= end else None
-        chosen = ranked if cut is None else [k for k in ranked if latest.get(k, 0) >= cut]  # ties at the cut
+        latest = _latest_hours(conn, filters)
+        ranked = sorted(latest, key=lambda k: (latest[k], k), reverse=True)
+        cut = latest[ranked[end - 1]] if len(ranked) >= end else None
+        chosen = ranked if cut is None else [k for k in ranked if latest[k] >= cut]  # ties at the cut
         spans = {k: _first_last(conn, filters, k) for k in chosen}
-    listed = sorted(chosen, key=lambda k: (spans[k][1] or 0, k), reverse=True)[page.offset : end]
+        listed = sorted(chosen, key=lambda k: (spans[k][1] or 0, k), reverse=True)[page.offset : end]
+        rows = (
+            aggregate(conn, filters, [(window.since, window.until)], _SESSION_GROUPS, sessions=listed) if listed else {}
+        )
+    entries: dict[str, dict[str, Any]] = {
+        k: {"sums": {}, "sub": {}, "models": {}, "clients": {}, "projects": {}} for k in listed
+    }
+    for (_, session, subagent, model, client, project), sums in rows.items():
+        entry = entries[session]
+        _add(entry["sums"], sums)
+        if subagent is not None:
+            _add(entry["sub"], sums)
+        for kind, name in (("models", model), ("clients", client), ("projects", project)):
+            if name is not None:
+                entry[kind][name] = entry[kind].get(name, 0) + sums.get("requests", 0)
     out = []
     for key in listed:
-        entry, (first, last) = sessions[key], spans[key]
+        entry, (first, last) = entries[key], spans[key]
         fig, sub = figures(entry["sums"]), figures(entry["sub"])
         out.append({
             "session_id": key,
@@ -395,7 +449,7 @@ def by_session(db: Connectable, filters: Filters, page: Page) -> dict[str, Any]:
         })  # fmt: skip
     return {
         "sessions": out,
-        "total_sessions": len(sessions),
+        "total_sessions": len(latest),
         "limit": page.limit,
         "offset": page.offset,
         "window": _window_info(window),
@@ -413,27 +467,48 @@ def _share(part: dict[str, Any], whole: dict[str, Any]) -> float | None:
     return round(part["requests"] / whole["requests"], 4) if whole["requests"] else None
 
 
-def _latest_hours(conn: sqlite3.Connection, filters: Filters, sessions: set[str]) -> dict[str, int]:
-    """Each session's last hour with calls in the window, from the session rollup (or raw)."""
+def _latest_hours(conn: sqlite3.Connection, filters: Filters) -> dict[str, int]:
+    """Every session with a call in the window, and its last hour with one: whole hours
+    from the session rollup, the partial hours at the window's edges from ``requests``."""
     window = filters.window
-    params: dict[str, Any] = {
-        "low": _OPEN_LOW if window.since is None else _floor_hour(window.since).timestamp(),
-        "high": _OPEN_HIGH if window.until is None else window.until.timestamp(),
-    }
-    if _has_table(conn, rollup.SESSIONS.table):
-        where = _filter_sql("h", filters, params)
-        sql = (
-            f"SELECT h.session_id, max(h.hour) FROM {rollup.SESSIONS.table} AS h "
-            f"WHERE h.hour >= :low AND h.hour < :high AND h.requests > 0{where} GROUP BY h.session_id"
-        )
-    else:
-        where = _filter_sql("r", filters, params)
+    hours: list[tuple[Any, Any]] = []
+    raw: list[tuple[Any, Any]] = []
+    for kind, low, high in _split_hours(window.since, window.until):
+        (hours if kind == "hours" else raw).append((low, high))
+    if not _has_table(conn, rollup.SESSIONS.table):
+        hours, raw = [], [(_OPEN_LOW if window.since is None else timestamp_key(window.since),
+                           _OPEN_HIGH if window.until is None else timestamp_key(window.until))]  # fmt: skip
+    latest: dict[str, int] = {}
+    frozen = today_start()
+    past, recent = _split_at([[0, low, high] for low, high in hours], frozen)
+    for segments, kept_until in ((past, frozen), (recent, None)):
+        for _, low, high in segments:
+            params: dict[str, Any] = {"low": low, "high": high}
+            # the covering index (session_id, hour, and the other keys with them): no sort, no table reads
+            sql = (
+                f"SELECT h.session_id, max(h.hour) FROM {rollup.SESSIONS.table} AS h "
+                f"INDEXED BY {rollup.SESSIONS.table}_by_session_id "
+                f"WHERE h.hour >= :low AND h.hour < :high{_filter_sql('h', filters, params)} GROUP BY h.session_id"
+            )
+            for session, hour in _fetch(conn, sql, params, kept_until):
+                latest[session] = max(latest.get(session, hour), hour)
+    for low, high in raw:
+        params = {"low": low, "high": high}
         sql = (
             "SELECT r.session_id, max(CAST(r.timestamp / 3600 AS INTEGER) * 3600) FROM requests AS r "
             "WHERE r.timestamp >= :low AND r.timestamp < :high AND r.session_id IS NOT NULL"
-            f"{where} GROUP BY r.session_id"
+            f"{_filter_sql('r', filters, params)} GROUP BY r.session_id"
         )
-    return {session: hour for session, hour in conn.execute(sql, params) if session in sessions}
+        for session, hour in conn.execute(sql, params):
+            latest[session] = max(latest.get(session, hour), hour)
+    return latest
+
+
+def _split_hours(since: datetime | None, until: datetime | None) -> list[tuple[str, Any, Any]]:
+    """``[since, until)`` as whole UTC hours (rollup hour keys) and the partial hours around
+    them (timestamp bounds): ``("hours" | "raw", low, high)``."""
+    hourly, raw = _segments([(since, until)], True)
+    return [("hours", low, high) for _, low, high in hourly] + [("raw", low, high) for _, low, high in raw]
 
 
 def _first_last(conn: sqlite3.Connection, filters: Filters, session: str) -> tuple[float | None, float | None]:

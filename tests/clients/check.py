@@ -129,6 +129,14 @@ def runs(proxy: str) -> list[Run]:
         Run("cline-openai", "cline", ["cline", "--version"], ["cline", "say hi"], "Vercel AI SDK",
             setup=[["cline", "auth", "-p", "openai", "-k", OPENAI_KEY, "-m", "gpt-4o-mini",
                     "-b", f"{proxy}/openai/v1"]]),
+        # a project by base URL (Cline lets one change nothing else) and by a header (Claude Code)
+        Run("cline-openai-project", "cline", ["cline", "--version"], ["cline", "say hi"], "Vercel AI SDK",
+            setup=[["cline", "auth", "-p", "openai", "-k", OPENAI_KEY, "-m", "gpt-4o-mini",
+                    "-b", f"{proxy}/@webshop/openai/v1"]]),
+        Run("claude-anthropic-project", "@anthropic-ai/claude-code", ["claude", "--version"],
+            ["claude", "-p", "say hi"], "Claude Code",
+            env={"ANTHROPIC_BASE_URL": f"{proxy}/anthropic", "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+                 "ANTHROPIC_CUSTOM_HEADERS": "X-LLM-Usage-Project: webshop"}),
         Run("cline-anthropic", "cline", ["cline", "--version"], ["cline", "say hi"], "Vercel AI SDK",
             setup=[["cline", "auth", "-p", "anthropic", "-k", ANTHROPIC_KEY, "-m", "claude-sonnet-4-5"]],
             after_setup=_cline_anthropic_base),
@@ -211,6 +219,17 @@ class Result:
         calls = [r for r in self.rows if r["usage_status"] != "none"]
         counted = sorted([r["input_tokens"], r["output_tokens"]] for r in calls)
         return bool(calls) and counted == sorted(self.billed) and all(r["usage_status"] == "complete" for r in calls)
+
+    @property
+    def sessions(self) -> str:
+        """The sessions and key fingerprints its calls were attributed to."""
+        calls = [r for r in self.rows if r["usage_status"] != "none"]
+        sessions = {r["session_id"] for r in calls if r.get("session_id")}
+        keys = {r["key_id"] for r in calls if r.get("key_id")}
+        missing = sum(1 for r in calls if not r.get("session_id"))
+        projects = sorted({r["project"] for r in calls if r.get("project")})
+        shown = f"{len(sessions)} session(s)" + (f", {missing} call(s) without" if sessions and missing else "")
+        return (shown if sessions else "none") + f"; {len(keys)} key(s)" + "".join(f"; @{p}" for p in projects)
 
     @property
     def names(self) -> str:
@@ -303,7 +322,7 @@ def record(result: Result) -> None:
 
 
 def table(results: list[Result]) -> str:
-    head = ("client", "version", "completed", "rows", "tokens right", "client name", "note")
+    head = ("client", "version", "completed", "rows", "tokens right", "client name", "sessions; keys; project", "note")
     lines = [head]
     for r in results:
         calls = len(r.billed)
@@ -311,7 +330,7 @@ def table(results: list[Result]) -> str:
         rows = f"{counted}/{calls}" + (f" (+{len(r.rows) - counted} no usage)" if len(r.rows) > counted else "")
         named = r.names + ("" if r.names == r.run.named else f" (want {r.run.named})")
         lines.append((r.run.name, r.version, "yes" if r.completed else "NO", rows,
-                      "yes" if r.tokens_right else "NO", named, r.note))  # fmt: skip
+                      "yes" if r.tokens_right else "NO", named, r.sessions, r.note))  # fmt: skip
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
