@@ -40,7 +40,10 @@ def test_each_response_create_is_a_call(
     proxy: Proxy, upstream: MockUpstream, new_rows, compression: str | None
 ) -> None:
     options = {"compression": compression}
-    with sdk(proxy, **{"X-Mock-Pace-Ms": "20"}).beta.responses.connect(websocket_connection_options=options) as ws:
+    codex = {"session-id": "019a22d2-ws", "x-openai-subagent": "review"}  # Codex's, on the handshake
+    with sdk(proxy, **{"X-Mock-Pace-Ms": "20", **codex}).beta.responses.connect(
+        websocket_connection_options=options
+    ) as ws:
         first = turn(ws, model="gpt-5", input="hi")
         second = turn(ws, model="gpt-5-mini", input="again", previous_response_id="resp_mock")
     assert [e.type for e in first][-1] == "response.completed"  # type: ignore[attr-defined]
@@ -55,6 +58,7 @@ def test_each_response_create_is_a_call(
         assert row["usage_status"] == "complete" and row["error"] is None
         assert row["cost_usd"] is not None and row["cost_usd"] > 0
         assert row["client"] == "OpenAI Python SDK"
+        assert (row["session_id"], row["subagent"]) == ("019a22d2-ws", "review") and row["key_id"].startswith("key-")
         # ttft: from the response.create message to the first event; the deltas are paced
         assert 0 <= row["ttft_ms"] < row["duration_ms"] and row["duration_ms"] >= 6 * 20 * 0.8
     handshake = upstream.requests[-1]

@@ -70,17 +70,20 @@ def implausible(usage: Any, _path: str = "", _depth: int = 0) -> tuple[str, ...]
     found: list[str] = []
     items = usage.items() if isinstance(usage, dict) else enumerate(usage) if isinstance(usage, list) else ()
     for key, value in items:
-        name = f"{_path}.{key}" if _path else str(key)
+        if (type(value) is int and 0 <= value < MAX_COUNT) or value is None:
+            continue  # the usual case, fast: a plausible count (or cost), or nothing
         if isinstance(value, (dict, list)):
             if _depth < _MAX_DEPTH:
-                found += implausible(value, name, _depth + 1)
-        elif value is None or not isinstance(key, str):
+                found += implausible(value, f"{_path}.{key}" if _path else str(key), _depth + 1)
+        elif not isinstance(key, str):
             continue
         elif _COUNT_NAME.search(key):
             if as_int(value) is None:
-                found.append(f"{name} = {json.dumps(value)[:40]}")
+                found.append(
+                    f"{_path}.{key} = {json.dumps(value)[:40]}" if _path else f"{key} = {json.dumps(value)[:40]}"
+                )
         elif _COST_NAME.search(key) and as_decimal(value) is None:
-            found.append(f"{name} = {json.dumps(value)[:40]}")
+            found.append(f"{_path}.{key} = {json.dumps(value)[:40]}" if _path else f"{key} = {json.dumps(value)[:40]}")
     return tuple(found)
 
 
