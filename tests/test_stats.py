@@ -14,7 +14,7 @@ import pytest
 
 from llm_usage.store.schema import open_database
 from llm_usage.web import queries as stats
-from llm_usage.web.endpoints import ENDPOINTS
+from llm_usage.web.endpoints import ENDPOINTS, Context
 from llm_usage.web.params import (
     FILTER_PARAMS,
     Filters,
@@ -527,7 +527,7 @@ def _parse(endpoint: str, query: str) -> None:
     from urllib.parse import parse_qsl
 
     spec = ENDPOINTS[endpoint]
-    spec.prepare(single_values(parse_qsl(query, keep_blank_values=True), spec.params), NOW, {})
+    spec.prepare(single_values(parse_qsl(query, keep_blank_values=True), spec.params), NOW, Context())
 
 
 @pytest.mark.parametrize(("endpoint", "query", "name"), BAD)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Set
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -35,6 +36,7 @@ class LlmUsage:
         self.web = WebUI()
         self.web.writer_problem = self._writer_problem
         self.web.key_labels = lambda: self.settings.key_labels
+        self.web.budgets = self._budgets
         self.router = Router(self.settings)
         self.capture = Capture(self.submit)
         self._announce: Callable[[http.HTTPFlow], object] | None = None
@@ -44,6 +46,16 @@ class LlmUsage:
         self.error = self.capture.error
         self.websocket_message = self.capture.websocket_message
         self.websocket_end = self.capture.websocket_end
+
+    def _budgets(self) -> dict[str, Any]:
+        budgets, alerts = self.settings.budgets, self.settings.alerts
+        if budgets is None:
+            return {}
+        recent = [
+            {"budget": a.budget, "share": float(a.share), "text": a.text, "at": a.at.isoformat(timespec="seconds")}
+            for a in (alerts.recent if alerts is not None else ())
+        ]
+        return {"budgets": budgets.status(), "alerts": recent[::-1]}
 
     def _writer_problem(self) -> str | None:
         writer = self.settings.writer
@@ -68,6 +80,8 @@ class LlmUsage:
         self.capture.close()  # calls still under way get their rows before the writer closes
         self.settings.stop_price_updates()
         self.settings.close_writer()  # every row handed over is written before mitmproxy exits
+        if self.settings.alerts is not None:
+            self.settings.alerts.close()  # a webhook still being posted gets its moment
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         """The proxy's own pages answer reserved paths (mitmproxy awaits the reply);
@@ -92,6 +106,11 @@ class LlmUsage:
         """On the writer thread: the row, and the line as the flow's comment (mitmweb shows it;
         a socket's flow gets one line per call, in order)."""
         row, line = account(record, pricer)
+        budgets = self.settings.budgets
+        if budgets is not None and row["cost_usd"]:
+            facts = {"provider": row["provider"], "model": row["model"], "client": row["client"],
+                     "project": row["project"], "key": row["key_id"]}  # fmt: skip
+            budgets.add(facts, Decimal(str(row["cost_usd"])), record.started_at)
         try:
             flow.comment = f"{flow.comment}\n{line}" if record.transport == "websocket" and flow.comment else line
             if self._announce is not None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -26,14 +28,17 @@ from mitmproxy.net.http import url
 
 from ..accounting.keys import fingerprint
 from ..accounting.record import CallRecord
+from ..config.budgets import Budget
 from ..config.providers import RESERVED_SLUGS, Provider
 from ..parsers import WireFormat, wire_format
+from ..parsers.json_values import top_level_values
 from ..web.access import SESSION_COOKIE
 from .attribution import HEADERS as ATTRIBUTION_HEADERS
 from .attribution import NOBODY, PROJECT_HEADER, Attribution, ProjectError, attribution, credential, project_name
 from .clients import CLIENT_HEADERS, client_family
 from .headers import header_values
 from .include_usage import inject_include_usage
+from .refusals import error_response
 from .subscriptions import SUBSCRIPTION_HEADERS, refusal, subscription_of
 
 if TYPE_CHECKING:
@@ -134,6 +139,39 @@ def json_response(status: int, payload: dict[str, object]) -> http.Response:
     )
 
 
+def requested_model(fmt: WireFormat, path: str, request: http.Request) -> str | None:
+    """The model a request asks for (its body's ``model``, or Gemini's URL), for a budget
+    scoped to a model. Read only when one is: it costs a parse of the body."""
+    body = request.get_content(strict=False) or b""
+    return fmt.requested_model(path, top_level_values(body, _MODEL) or {})
+
+
+_MODEL = frozenset((b"model",))
+
+
+def over_budget(wire_format: str, budget: Budget, spent: Decimal, resets: datetime) -> http.Response:
+    """``429`` in the client's error format, naming the budget, its spend and its reset. Told
+    not to retry (``x-should-retry``, honoured by the OpenAI and Anthropic SDKs): a retry
+    seconds later would be refused the same way."""
+    wait = max(int((resets - datetime.now(UTC)).total_seconds()) + 1, 1)
+    message = (
+        f"llm-usage budget {budget.name!r} is used up: ${spent:.2f} of ${budget.limit_usd:.2f} this "
+        f"{budget.period}; it resets at {resets.isoformat(timespec='minutes')} (in {_duration(wait)}). "
+        "The proxy refused this call and did not forward it."
+    )
+    return error_response(
+        wire_format, 429, message, "budget_exceeded", {"retry-after": str(wait), "x-should-retry": "false"}
+    )
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 3600:
+        return f"{max(seconds // 60, 1)} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def strip_session_cookie(request: http.Request) -> None:
     """The dashboard's own cookie (set for this origin) is never sent to a provider."""
     kept = [(name, value) for name, value in request.cookies.items(multi=True) if name != SESSION_COOKIE]
@@ -210,6 +248,19 @@ class Router:
             del request.headers[PROJECT_HEADER.decode()]  # ours alone: never forwarded
         salt, key = self.settings.key_salt, credential(headers, route.query)
         key_id = fingerprint(salt, key) if salt is not None and key is not None else None
+        client = client_family(headers, fmt.name)
+        call = RoutedCall(provider, fmt, route.path, client, False, who, key_id)
+        budgets = self.settings.budgets
+        if budgets is not None:
+            facts = {"provider": provider.slug, "client": client, "project": who.project, "key": key_id}
+            if budgets.needs_model:
+                facts["model"] = requested_model(fmt, route.path, request)
+            refused = budgets.refusal(facts)
+            if refused is not None:
+                flow.response = over_budget(fmt.name, *refused)
+                logger.warning("llm-usage: refused %s /%s%s: budget %r reached (not forwarded)",
+                               request.method, provider.slug, route.path, refused[0].name)  # fmt: skip
+                return call  # answered here, never forwarded; its row says why
         retarget(request, provider, provider.base_path + route.path + route.query)
         if SESSION_COOKIE in headers.get(b"cookie", ""):
             strip_session_cookie(request)
@@ -220,5 +271,4 @@ class Router:
             if new_body is not None:
                 request.content = new_body
                 injected = True
-        client = client_family(headers, fmt.name)
-        return RoutedCall(provider, fmt, route.path, client, injected, who, key_id)
+        return replace(call, injected_usage=injected) if injected else call

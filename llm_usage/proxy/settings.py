@@ -21,6 +21,10 @@ from mitmproxy import ctx, exceptions
 
 from ..accounting.keys import database_salt
 from ..accounting.pricing import Pricer, warm_up_prices
+from ..budgets.alerts import Alerts
+from ..budgets.ledger import database_spend, fired_share, remember_share
+from ..budgets.tracker import BudgetTracker
+from ..config.budgets import load_budgets
 from ..config.files import ConfigError, env_default, read_dotenv
 from ..config.key_labels import load_key_labels
 from ..config.prices import check_price_scopes, load_price_tables
@@ -40,6 +44,7 @@ SEED_PRICING = "pricing.json"
 ``llm_usage_pricing`` is given."""
 OLLAMA_OPTION = "llm_usage_ollama_base_url"
 KEY_LABELS_OPTION = "llm_usage_key_labels"
+BUDGETS_OPTION = "llm_usage_budgets"
 
 
 class Settings:
@@ -52,6 +57,9 @@ class Settings:
         self.writer: RowWriter | None = None
         self.key_labels: dict[str, str] = {}
         """key fingerprint -> the label the user gave it (``config/key_labels.py``)."""
+        self.budgets: BudgetTracker | None = None
+        """Spend per budget, kept current; None without a budgets file (``budgets/``)."""
+        self.alerts: Alerts | None = None
         self.key_salt: bytes | None = None
         """The database's salt for key fingerprints (``accounting/keys.py``); None while
         it could not be read (a database locked at start): calls then get no ``key_id``."""
@@ -87,6 +95,13 @@ class Settings:
             str,
             env_default("OLLAMA_BASE_URL", "http://localhost:11434", dotenv),
             "Upstream of the ollama slug (env OLLAMA_BASE_URL).",
+        )
+        loader.add_option(
+            BUDGETS_OPTION,
+            str,
+            "",
+            "YAML file of spending budgets: limits per hour/day/week/month, alerts (output, "
+            "dashboard, webhook) and, with action: block, a 429 for calls over the limit.",
         )
         loader.add_option(
             KEY_LABELS_OPTION,
@@ -126,6 +141,8 @@ class Settings:
             self.call_lines.set_verbosity(ctx.options.termlog_verbosity)
         if DB_OPTION in updated and not self._refused:  # refused at start-up: mitmproxy exits; start nothing
             self._open_writer(ctx.options.llm_usage_db)
+        if updated & {BUDGETS_OPTION, KEY_LABELS_OPTION, DB_OPTION} and not self._refused:
+            self._load_budgets()
 
     def _load_prices(self, announce: bool) -> None:
         pricing_file = ctx.options.llm_usage_pricing
@@ -173,6 +190,40 @@ class Settings:
         self.close_writer()  # every row the old one was given is written first
         self.writer = RowWriter(path, on_lines=self.call_lines, key_salt=self.key_salt)
         logger.info("llm-usage: logging requests to %s", path)
+
+    def _load_budgets(self) -> None:
+        """The budgets, their spend so far this period read from the database (before this
+        process adds a row to them), and where their alerts go."""
+        path = ctx.options.llm_usage_budgets
+        try:
+            plan = load_budgets(path, self.key_labels)
+        except ConfigError as exc:
+            self._reject(f"{BUDGETS_OPTION}: {exc}")
+            return
+        if self.alerts is not None:
+            self.alerts.close()
+        if not plan.budgets:
+            self.budgets = self.alerts = None
+            return
+        db = ctx.options.llm_usage_db
+        self.alerts = Alerts(plan.webhook)
+        try:
+            self.budgets = BudgetTracker(
+                plan,
+                spend_of=lambda budget, start, end: database_spend(db, budget, start, end),
+                fired_of=lambda budget, start: fired_share(db, budget, start),
+                remember=lambda budget, start, share: remember_share(db, budget, start, share),
+                alert=self.alerts,
+            )
+        except sqlite3.Error as exc:
+            self._reject(f"{BUDGETS_OPTION}: cannot read this period's spend from {db!r}: {exc}")
+            return
+        blocking = sum(b.action == "block" for b in plan.budgets)
+        webhook = "; alerts also go to its webhook" if plan.webhook else ""
+        logger.info(
+            "llm-usage: %d budget(s) from %s (%d blocking), periods in %s%s",
+            len(plan.budgets), path, blocking, plan.timezone.key, webhook,
+        )  # fmt: skip
 
     def _reject(self, message: str) -> None:
         """Refuse a bad value. While running, mitmproxy rolls the option back on

@@ -16,11 +16,12 @@ saying why and what to do, and logs the refusal without the credential. Recognis
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 from mitmproxy import http
+
+from .refusals import error_response
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +58,4 @@ def refusal(wire_format: str, what: str, slug: str) -> http.Response:
         "measures API-key traffic only and does not route subscription traffic. Point this "
         f"tool straight at the provider, or give it an API key for the {slug} provider."
     )
-    body: object
-    if wire_format == "anthropic":
-        body = {"type": "error", "error": {"type": "permission_error", "message": message}}
-    elif wire_format == "gemini":
-        body = {"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}}
-    elif wire_format == "ollama":
-        body = {"error": message}
-    else:
-        body = {"error": {"message": message, "type": "permission_error", "code": "subscription_not_allowed"}}
-    return http.Response.make(403, json.dumps(body).encode(), {"content-type": "application/json"})
+    return error_response(wire_format, 403, message, "subscription_not_allowed")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,53 +21,76 @@ Query = Callable[[sqlite3.Connection], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
+class Context:
+    """What the endpoints read besides the database: the proxy's own state."""
+
+    key_labels: dict[str, str] = field(default_factory=dict)
+    """Key fingerprint -> label (``llm_usage_key_labels``)."""
+    budgets: Callable[[], dict[str, Any]] = dict
+    """``{"budgets": [...], "alerts": [...]}`` now (``budgets/``), ``{}`` without budgets."""
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     name: str
     """``/stats/<name>``."""
     about: str
     params: frozenset[str]
-    prepare: Callable[[dict[str, str], datetime, dict[str, str]], Query]
-    """Validated parameter values, the time now and the key labels (fingerprint -> label)
-    -> the query to run (raises ``ParamError``)."""
+    prepare: Callable[[dict[str, str], datetime, Context], Query]
+    """Validated parameter values, the time now and the proxy's state -> the query to run
+    (raises ``ParamError``)."""
 
     @property
     def path(self) -> str:
         return f"/stats/{self.name}"
 
 
-def _filters(values: dict[str, str], now: datetime, labels: dict[str, str], default_days: int | None = None) -> Filters:
+def _filters(values: dict[str, str], now: datetime, context: Context, default_days: int | None = None) -> Filters:
     """The filters; ``key`` may name a key by its label as well as by its fingerprint."""
     if "key" in values:
-        by_label = {label: key_id for key_id, label in labels.items()}
+        by_label = {label: key_id for key_id, label in context.key_labels.items()}
         values = {**values, "key": by_label.get(values["key"], values["key"])}
     return parse_filters(values, now, default_days)
 
 
 def _grouped(view: Callable[[sqlite3.Connection, Filters], dict[str, Any]]) -> Callable[..., Query]:
-    def prepare(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
-        filters = _filters(values, now, labels)
+    def prepare(values: dict[str, str], now: datetime, context: Context) -> Query:
+        filters = _filters(values, now, context)
         return lambda conn: view(conn, filters)
 
     return prepare
 
 
-def _requests(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
-    filters, page = _filters(values, now, labels), parse_page(values)
+def _requests(values: dict[str, str], now: datetime, context: Context) -> Query:
+    filters, page = _filters(values, now, context), parse_page(values)
     return lambda conn: queries.recent_requests(conn, filters, page)
 
 
-def _sessions(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
-    filters, page = _filters(values, now, labels, default_days=30), parse_page(values)
+def _sessions(values: dict[str, str], now: datetime, context: Context) -> Query:
+    filters, page = _filters(values, now, context, default_days=30), parse_page(values)
     return lambda conn: queries.by_session(conn, filters, page)
 
 
-def _keys(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
-    filters = _filters(values, now, labels)
-    return lambda conn: queries.by_key(conn, filters, labels)
+def _keys(values: dict[str, str], now: datetime, context: Context) -> Query:
+    filters = _filters(values, now, context)
+    return lambda conn: queries.by_key(conn, filters, context.key_labels)
 
 
-def _timeseries(values: dict[str, str], now: datetime, labels: dict[str, str]) -> Query:
-    filters, series = _filters(values, now, labels, default_days=30), parse_series(values)
+def _budgets(values: dict[str, str], now: datetime, context: Context) -> Query:
+    filters = _filters(values, now, context)
+    wanted = {name: getattr(filters, name) for name in ("provider", "model", "client", "project", "key")}
+    wanted = {name: value for name, value in wanted.items() if value is not None}
+
+    def query(_conn: sqlite3.Connection) -> dict[str, Any]:
+        state = context.budgets() or {"budgets": [], "alerts": []}
+        budgets = [b for b in state["budgets"] if all(b["scope"].get(k, v) == v for k, v in wanted.items())]
+        return {"budgets": budgets, "alerts": state["alerts"]}
+
+    return query
+
+
+def _timeseries(values: dict[str, str], now: datetime, context: Context) -> Query:
+    filters, series = _filters(values, now, context, default_days=30), parse_series(values)
     return lambda conn: queries.timeseries(conn, filters, series, now)
 
 
@@ -80,6 +103,9 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("by-client", "per calling tool", FILTER_PARAMS, _grouped(queries.by_client)),
         Endpoint("by-project", "per project", FILTER_PARAMS, _grouped(queries.by_project)),
         Endpoint("by-key", "per API key (its fingerprint and label)", FILTER_PARAMS, _keys),
+        Endpoint(
+            "budgets", "each budget: spend this period, limit, state, reset; recent alerts", FILTER_PARAMS, _budgets
+        ),
         Endpoint(
             "by-session",
             "coding sessions, latest first (30 days unless a window is given)",

@@ -27,7 +27,7 @@ from ..config.files import TEMPLATES
 from ..config.providers import RESERVED_SLUGS
 from . import queries
 from .access import authorized, login_cookie, take_credentials
-from .endpoints import ENDPOINTS, index
+from .endpoints import ENDPOINTS, Context, index
 from .hosts import ALLOWED_HOSTS_OPTION, allowed_hosts, host_name
 from .params import ParamError, single_values
 from .reader import StatsReader
@@ -102,6 +102,8 @@ class WebUI:
         """Why rows cannot be written now (the row writer's word), for /healthz."""
         self.key_labels: Callable[[], dict[str, str]] = dict
         """Key fingerprint -> label (``llm_usage_key_labels``, read by the settings)."""
+        self.budgets: Callable[[], dict[str, Any]] = dict
+        """The budgets' state and recent alerts (``/stats/budgets``), ``{}`` without budgets."""
         self.static_files = self._load_static()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
@@ -229,7 +231,8 @@ class WebUI:
     async def api(self, name: str, pairs: list[tuple[str, str]]) -> Reply:
         endpoint = ENDPOINTS[name]
         try:
-            query = endpoint.prepare(single_values(pairs, endpoint.params), datetime.now(UTC), self.key_labels())
+            context = Context(self.key_labels(), self.budgets)
+            query = endpoint.prepare(single_values(pairs, endpoint.params), datetime.now(UTC), context)
             payload = await self.reader.run(ctx.options.llm_usage_db, lambda conn: query(conn or self.reader.empty()))
         except ParamError as exc:
             return json_reply(400, {"error": str(exc)})
