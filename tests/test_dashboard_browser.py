@@ -320,3 +320,38 @@ def test_sessions_projects_and_keys(dashboard_proxy: Proxy, browser: Any) -> Non
     assert "key: alice-laptop" in (page.text_content("#chip-list") or "")
     assert problems == []
     context.close()
+
+
+def test_budgets_as_bars_and_a_banner_while_one_blocks(tmp_path: Path, browser: Any) -> None:
+    from llm_usage.store.schema import open_database
+
+    db = open_database(str(tmp_path / "usage.db"))
+    db.table("requests").insert(
+        {"timestamp": datetime.now(UTC).timestamp() - 60, "provider": "openai", "model": "gpt-4o-mini",
+         "endpoint": "/v1/chat/completions", "method": "POST", "input_tokens": 10, "output_tokens": 2,
+         "total_tokens": 12, "cost_usd": 2.0, "status_code": 200, "usage_status": "complete"}
+    )  # fmt: skip
+    db.close()
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text(
+        "timezone: America/New_York\nbudgets:\n"
+        "  - {name: openai-daily, period: day, limit_usd: 1.5, scope: {provider: openai}, action: block}\n"
+        "  - {name: monthly, period: month, limit_usd: 100}\n"
+    )
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_budgets={budgets}"])
+    try:
+        page = browser.new_page()
+        page.goto(proxy.url + "/dashboard")
+        wait_loads(page, 0)
+        assert page.is_visible("#budgets-panel")
+        names = page.eval_on_selector_all("#budgets li .name", "nodes => nodes.map(n => n.textContent)")
+        assert names == ["openai-daily", "monthly"]
+        blocking = page.locator("#budgets li.blocking")
+        assert blocking.count() == 1 and "$2.00 of $1.50" in (blocking.text_content() or "")
+        assert page.eval_on_selector("#budgets li.blocking .meter span", "n => n.style.width") == "100%"
+        assert page.eval_on_selector("#budgets li.ok .meter span", "n => n.style.width") == "2%"
+        banner = page.text_content("#budget-banner") or ""
+        assert page.is_visible("#budget-banner") and "openai-daily" in banner and "calls are refused" in banner
+        page.close()
+    finally:
+        proxy.stop()

@@ -136,7 +136,7 @@ class BudgetTracker:
                     "scope": dict(budget.scope),
                     "action": budget.action,
                     "limit_usd": float(budget.limit_usd),
-                    "spent_usd": round(float(state.spent), 6),
+                    "spent_usd": round(float(state.spent), 10),
                     "share": round(float(share), 4),
                     "state": "blocking" if level == "exceeded" and budget.action == "block" else level,
                     "period_start": state.start.isoformat(),

@@ -121,7 +121,7 @@
   }
 
   // Keyed in-place update: rows keep their nodes, cells change only when their text does.
-  function reconcile(tbody, rows, key, cells, build) {
+  function reconcile(tbody, rows, key, cells, build, tag = "tr") {
     const old = new Map();
     for (const tr of Array.from(tbody.children)) old.set(tr.dataset.key, tr);
     rows.forEach((row, i) => {
@@ -129,7 +129,7 @@
       let tr = old.get(k);
       if (tr) old.delete(k);
       else {
-        tr = document.createElement("tr");
+        tr = document.createElement(tag);
         tr.dataset.key = k;
         build(tr, row);
       }
@@ -249,6 +249,45 @@
         buildNumeric(tr, ["num", "num opt", "num opt", "num opt", "num opt", "num share"]);
       }
     );
+  }
+
+  // Budgets: a bar each (spend this period against the limit), and a banner while one is
+  // used up or an alert came in the last day.
+  function renderBudgets(state) {
+    const budgets = state.budgets || [];
+    $("budgets-panel").hidden = budgets.length === 0;
+    const list = $("budgets");
+    reconcile(
+      list,
+      budgets,
+      (b) => b.name,
+      (li, b) => {
+        li.className = "budget " + b.state;
+        const [name, meter, figures, what] = li.children;
+        setText(name, b.name);
+        meter.firstChild.style.width = Math.min(100, Math.round(b.share * 100)) + "%";
+        meter.title = Math.round(b.share * 100) + "% of the limit";
+        setText(figures, `${cost(b.spent_usd)} of ${cost(b.limit_usd)}`);
+        const scope = Object.entries(b.scope).map(([k, v]) => `${k} ${v}`).join(", ") || "every call";
+        const action = b.action === "block" ? (b.state === "blocking" ? "blocking calls" : "blocks at the limit") : "warns";
+        setText(what, `this ${b.period} (${b.timezone}) · ${scope} · ${action} · resets ${when(b.resets_at)}`);
+      },
+      (li) => {
+        const meter = el("div", "meter");
+        meter.append(el("span"));
+        li.append(el("strong", "name"), meter, el("span", "num"), el("span", "muted small what"));
+      },
+      "li"
+    );
+    const blocking = budgets.filter((b) => b.state === "blocking" || b.state === "exceeded");
+    const dayAgo = Date.now() - 86400000;
+    const recent = (state.alerts || []).filter((a) => new Date(a.at).getTime() > dayAgo);
+    const text = blocking.length
+      ? blocking.map((b) => `Budget ${b.name}: ${cost(b.spent_usd)} of ${cost(b.limit_usd)}` + (b.state === "blocking" ? " — calls are refused" : "") + ` until ${when(b.resets_at)}`).join(" · ")
+      : recent.length ? recent[0].text : "";
+    $("budget-banner").hidden = !text;
+    setText($("budget-banner"), text);
+    setText($("budgets-note"), budgets.length ? `${budgets.length} budget(s)` : "");
   }
 
   // Keys are shown by the label the user gave them, with the fingerprint (never a key).
@@ -578,7 +617,7 @@
     try {
       // all time, when asked: the sessions view alone would default to the last 30 days
       const sessionWindow = state.days === "all" ? { ...filters, until: new Date().toISOString() } : filters;
-      const [summary, models, timeseries, requests, sessions, projects, keys] = await Promise.all([
+      const [summary, models, timeseries, requests, sessions, projects, keys, budgets] = await Promise.all([
         api("/stats/summary", filters),
         api("/stats/by-model", filters),
         api("/stats/timeseries", series),
@@ -586,6 +625,7 @@
         api("/stats/by-session", { ...sessionWindow, limit: SESSIONS_SHOWN }),
         api("/stats/by-project", filters),
         api("/stats/by-key", filters),
+        api("/stats/budgets", {}),
       ]);
       if (mine !== sequence) return; // a newer load (the reader changed a filter) wins
       renderCards(summary.totals);
@@ -594,6 +634,7 @@
       lastModels = models.models;
       renderModels(models.models);
       renderSessions(sessions);
+      renderBudgets(budgets);
       renderGroup("projects", projects.projects, "project", state.project, "(no project)");
       lastKeys = keys.keys;
       const active = lastKeys.find((r) => r.key_id === state.key);
