@@ -204,3 +204,50 @@ def test_the_ledger_reads_a_scopes_spend_and_keeps_the_alerts_said(tmp_path: Pat
     assert fired_share(path, everything, start) == 0
     remember_share(path, everything, start, Decimal("0.8"))
     assert fired_share(path, everything, start) == Decimal("0.8")
+
+
+def test_rate_limit_headers_become_numbers_and_times_only() -> None:
+    from llm_usage.parsers.rate_limits import rate_limits
+
+    now = 1_764_000_000.0
+    openai_windows, retry = rate_limits((
+        (b"x-ratelimit-limit-requests", b"500"), (b"x-ratelimit-remaining-requests", b"499"),
+        (b"x-ratelimit-reset-requests", b"120ms"), (b"x-ratelimit-limit-tokens", b"200000"),
+        (b"x-ratelimit-remaining-tokens", b"150000"), (b"x-ratelimit-reset-tokens", b"6m0s"),
+        (b"retry-after", b"7"), (b"x-request-id", b"req_secret-ish"),
+    ), now)  # fmt: skip
+    requests, tokens = openai_windows
+    assert (requests.name, requests.limit, requests.remaining, requests.resets_at) == ("requests", 500, 499, now + 0.12)
+    assert (tokens.used_share, tokens.resets_at) == (0.25, now + 360) and retry == now + 7
+    anthropic_windows, _ = rate_limits((
+        (b"anthropic-ratelimit-input-tokens-limit", b"30000"),
+        (b"anthropic-ratelimit-input-tokens-remaining", b"27000"),
+        (b"anthropic-ratelimit-input-tokens-reset", b"2026-11-30T12:00:06Z"),
+        (b"anthropic-ratelimit-unified-5h-utilization", b"0.42"),
+        (b"anthropic-ratelimit-unified-5h-reset", b"1764504000"),
+        (b"anthropic-ratelimit-tokens-limit", b"not a number"),
+    ), now)  # fmt: skip
+    by_name = {w.name: w for w in anthropic_windows}
+    assert by_name["input-tokens"].used_share == pytest.approx(0.1)
+    assert by_name["input-tokens"].resets_at == datetime(2026, 11, 30, 12, 0, 6, tzinfo=UTC).timestamp()
+    assert (by_name["unified-5h"].used_share, by_name["unified-5h"].resets_at) == (0.42, 1764504000)
+    assert "tokens" not in by_name  # garbage is dropped, never kept as text
+
+
+@pytest.mark.parametrize("scope", ["provider", "model", "client", "project", "key"])
+def test_each_scope_counts_only_its_calls(scope: str) -> None:
+    inside = {
+        "provider": "openai",
+        "model": "gpt-5",
+        "client": "Codex CLI",
+        "project": "webshop",
+        "key": "key-0000aaaa",
+    }
+    outside = {**inside, scope: "something-else"}
+    budget = Budget("scoped", "day", Decimal(1), scope=((scope, inside[scope]),), action="block")
+    tracker = Recorder().tracker(BudgetPlan(BERLIN, None, (budget,)))
+    now = datetime.now(UTC).timestamp()
+    tracker.add(outside, Decimal(5), now)
+    assert tracker.refusal(inside) is None and tracker.status()[0]["spent_usd"] == 0
+    tracker.add(inside, Decimal(1), now)
+    assert tracker.refusal(inside) is not None and tracker.refusal(outside) is None

@@ -204,3 +204,50 @@ def test_a_webhook_that_hangs_or_refuses_never_slows_traffic(
         if hook is not None:
             hook.close()
     assert free_port()  # (the harness is still usable)
+
+
+def test_rate_limit_headroom_per_provider_and_key(proxy: Proxy, new_rows) -> None:
+    client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY, max_retries=0)
+    client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
+    anthropic.Anthropic(base_url=f"{proxy.url}/anthropic", api_key="sk-ant-api03-limits").messages.create(
+        model="claude-sonnet-4-5", max_tokens=10, messages=CHAT
+    )
+    limited = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY, max_retries=0,
+                            default_headers={"X-Mock-Status": "429"})  # fmt: skip
+    with pytest.raises(openai.RateLimitError):
+        limited.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
+    rows = sorted(new_rows(3), key=lambda r: r["id"])
+    key_id = rows[0]["key_id"]
+    response = httpx.get(f"{proxy.url}/stats/limits", params={"key": key_id})
+    assert response.status_code == 200, response.text
+    limits = response.json()
+    [latest] = limits["limits"]
+    assert latest["provider"] == "openai" and latest["key_id"] == key_id
+    windows = {w["name"]: w for w in latest["windows"]}
+    assert windows["tokens"]["limit"] == 200000 and windows["tokens"]["used_share"] == 0.25
+    assert latest["retry_after_until"] is not None  # the 429's retry-after
+    assert limits["upstream_429s"] == [
+        {"provider": "openai", "key_id": key_id, "upstream_429s": 1, "last": limits["upstream_429s"][0]["last"]}
+    ]
+    everything = httpx.get(f"{proxy.url}/stats/limits").json()
+    assert any(e["provider"] == "anthropic" and any(w["name"] == "input-tokens" for w in e["windows"])
+               for e in everything["limits"])  # fmt: skip
+    assert "req_" not in json.dumps(everything)  # numbers and times only
+
+
+def test_the_dashboard_shows_the_rate_limits(proxy: Proxy) -> None:
+    from tests.test_dashboard_browser import ARGS, CHROMIUM, sync_api, wait_loads
+
+    openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY).chat.completions.create(
+        model="gpt-4o-mini", messages=CHAT
+    )
+    proxy.rows_after(0, 1)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page()
+        page.goto(f"{proxy.url}/dashboard")
+        wait_loads(page, 0)
+        assert page.is_visible("#limits-panel")
+        cells = page.eval_on_selector_all("#limits tbody tr", "rows => rows.map(r => r.textContent)")
+        assert any("openai" in c and "tokens" in c and "25%" in c for c in cells), cells
+        browser.close()

@@ -24,6 +24,7 @@ from ..accounting.record import CallRecord
 from ..accounting.row import Row
 from ..web.pages import WebUI
 from .capture import Capture
+from .limits import RateLimitBoard
 from .routing import Router
 from .settings import Settings
 
@@ -37,6 +38,9 @@ class LlmUsage:
         self.web.writer_problem = self._writer_problem
         self.web.key_labels = lambda: self.settings.key_labels
         self.web.budgets = self._budgets
+        self.limits = RateLimitBoard()
+        """The latest rate-limit headers per provider and key (``/stats/limits``)."""
+        self.web.limits = self.limits.snapshot
         self.router = Router(self.settings)
         self.capture = Capture(self.submit)
         self._announce: Callable[[http.HTTPFlow], object] | None = None
@@ -106,6 +110,8 @@ class LlmUsage:
         """On the writer thread: the row, and the line as the flow's comment (mitmweb shows it;
         a socket's flow gets one line per call, in order)."""
         row, line = account(record, pricer)
+        if record.response_headers:
+            self.limits.note(record.provider.slug, record.key_id, record.response_headers, record.ended_at)
         budgets = self.settings.budgets
         if budgets is not None and row["cost_usd"]:
             facts = {"provider": row["provider"], "model": row["model"], "client": row["client"],

@@ -28,6 +28,8 @@ class Context:
     """Key fingerprint -> label (``llm_usage_key_labels``)."""
     budgets: Callable[[], dict[str, Any]] = dict
     """``{"budgets": [...], "alerts": [...]}`` now (``budgets/``), ``{}`` without budgets."""
+    limits: Callable[[], list[dict[str, Any]]] = list
+    """The latest rate-limit state per provider and key (``proxy/limits.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,17 @@ def _budgets(values: dict[str, str], now: datetime, context: Context) -> Query:
     return query
 
 
+def _limits(values: dict[str, str], now: datetime, context: Context) -> Query:
+    filters = _filters(values, now, context, default_days=1)
+
+    def query(conn: sqlite3.Connection) -> dict[str, Any]:
+        latest = [e for e in context.limits() if filters.provider in (None, e["provider"])
+                  and filters.key in (None, e["key_id"])]  # fmt: skip
+        return {"limits": latest, **queries.upstream_429s(conn, filters)}
+
+    return query
+
+
 def _timeseries(values: dict[str, str], now: datetime, context: Context) -> Query:
     filters, series = _filters(values, now, context, default_days=30), parse_series(values)
     return lambda conn: queries.timeseries(conn, filters, series, now)
@@ -103,9 +116,8 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("by-client", "per calling tool", FILTER_PARAMS, _grouped(queries.by_client)),
         Endpoint("by-project", "per project", FILTER_PARAMS, _grouped(queries.by_project)),
         Endpoint("by-key", "per API key (its fingerprint and label)", FILTER_PARAMS, _keys),
-        Endpoint(
-            "budgets", "each budget: spend this period, limit, state, reset; recent alerts", FILTER_PARAMS, _budgets
-        ),
+        Endpoint("budgets", "each budget's spend this period, limit, state and reset; alerts", FILTER_PARAMS, _budgets),
+        Endpoint("limits", "rate-limit headroom per provider and key; upstream 429s", FILTER_PARAMS, _limits),
         Endpoint(
             "by-session",
             "coding sessions, latest first (30 days unless a window is given)",

@@ -102,6 +102,8 @@ class WebUI:
         """Why rows cannot be written now (the row writer's word), for /healthz."""
         self.key_labels: Callable[[], dict[str, str]] = dict
         """Key fingerprint -> label (``llm_usage_key_labels``, read by the settings)."""
+        self.limits: Callable[[], list[dict[str, Any]]] = list
+        """The latest rate-limit state per provider and key (``proxy/limits.py``)."""
         self.budgets: Callable[[], dict[str, Any]] = dict
         """The budgets' state and recent alerts (``/stats/budgets``), ``{}`` without budgets."""
         self.static_files = self._load_static()
@@ -231,7 +233,7 @@ class WebUI:
     async def api(self, name: str, pairs: list[tuple[str, str]]) -> Reply:
         endpoint = ENDPOINTS[name]
         try:
-            context = Context(self.key_labels(), self.budgets)
+            context = Context(self.key_labels(), self.budgets, self.limits)
             query = endpoint.prepare(single_values(pairs, endpoint.params), datetime.now(UTC), context)
             payload = await self.reader.run(ctx.options.llm_usage_db, lambda conn: query(conn or self.reader.empty()))
         except ParamError as exc:

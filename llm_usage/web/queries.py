@@ -456,6 +456,26 @@ def by_session(db: Connectable, filters: Filters, page: Page) -> dict[str, Any]:
     }
 
 
+def upstream_429s(db: Connectable, filters: Filters) -> dict[str, Any]:
+    """Rate-limit refusals by the providers (not the proxy's own budget refusals) in the
+    window, per provider and key."""
+    window = filters.window
+    params: dict[str, Any] = {
+        "low": _OPEN_LOW if window.since is None else timestamp_key(window.since),
+        "high": _OPEN_HIGH if window.until is None else timestamp_key(window.until),
+    }
+    sql = (
+        "SELECT r.provider, r.key_id, count(*), max(r.timestamp) FROM requests AS r "
+        "WHERE r.timestamp >= :low AND r.timestamp < :high AND r.status_code = 429 "
+        f"AND coalesce(r.error, '') NOT LIKE 'llm-usage budget %'{_filter_sql('r', filters, params)} "
+        "GROUP BY r.provider, r.key_id ORDER BY count(*) DESC"
+    )
+    with _read(_connection(db)) as conn:
+        rows = conn.execute(sql, params).fetchall()
+    counts = [{"provider": p, "key_id": k, "upstream_429s": n, "last": _shown_time(t)} for p, k, n, t in rows]
+    return {"upstream_429s": counts, "window": _window_info(window)}
+
+
 def _most(counts: dict[str, float]) -> str | None:
     return max(counts, key=lambda name: (counts[name], name)) if counts else None
 

@@ -10,7 +10,9 @@ realistic bodies and streams; request headers steer the odd cases:
 - ``X-Mock-Event-Bytes: N``: pad every content word so each stream event carries about N
   bytes (token counts unchanged: one per word) -- for pushing a gigabyte through quickly.
 - ``X-Mock-Cut-After: N``: reset the connection after N stream events.
-- ``X-Mock-Status: N``: answer with that HTTP error status and a provider-style error body.
+- ``X-Mock-Status: N``: answer with that HTTP error status and a provider-style error body
+  (a 429 with ``retry-after`` and the rate-limit headers). JSON answers of the OpenAI and
+  Anthropic APIs carry the rate-limit headers those providers send.
 - ``X-Mock-Usage: <JSON object>``: fields that replace those of an OpenAI chat answer's
   usage (a hostile or broken provider: ``{"prompt_tokens": -5}``).
 
@@ -103,6 +105,24 @@ def load_fixture(name: str) -> dict[str, Any]:
         if path.is_file():
             return json.loads(path.read_text())
     raise KeyError(name)
+
+
+def _rate_limit_headers(path: str) -> dict[str, str]:
+    """What the providers report of a key's rate limits, as they write it."""
+    if path.endswith("/v1/messages"):
+        return {
+            "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49",
+            "anthropic-ratelimit-requests-reset": "2026-11-30T12:00:30Z",
+            "anthropic-ratelimit-input-tokens-limit": "30000", "anthropic-ratelimit-input-tokens-remaining": "27000",
+            "anthropic-ratelimit-input-tokens-reset": "2026-11-30T12:00:06Z",
+        }  # fmt: skip
+    if path.endswith(("/chat/completions", "/responses")):
+        return {
+            "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499",
+            "x-ratelimit-reset-requests": "120ms", "x-ratelimit-limit-tokens": "200000",
+            "x-ratelimit-remaining-tokens": "150000", "x-ratelimit-reset-tokens": "6m0s",
+        }  # fmt: skip
+    return {}
 
 
 class MockUpstream:
@@ -226,7 +246,7 @@ class MockUpstream:
     def _json(self, request: web.Request, payload: Any, status: int = 200) -> web.Response:
         encoding = request.headers.get("X-Mock-Encoding")
         body = _encode(json.dumps(payload).encode(), encoding)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **_rate_limit_headers(request.path)}
         if encoding:
             headers["Content-Encoding"] = encoding
         return web.Response(body=body, status=status, headers=headers)
@@ -241,7 +261,8 @@ class MockUpstream:
             payload = {"error": message}
         else:
             payload = {"error": {"message": message, "type": "invalid_request_error", "code": None}}
-        return web.json_response(payload, status=status)
+        headers = {"retry-after": "7", **_rate_limit_headers(path)} if status == 429 else {}
+        return web.json_response(payload, status=status, headers=headers)
 
     async def _stream(self, request: web.Request, content_type: str, events: list[bytes]) -> web.StreamResponse:
         encoding = request.headers.get("X-Mock-Encoding")

@@ -290,6 +290,36 @@
     setText($("budgets-note"), budgets.length ? `${budgets.length} budget(s)` : "");
   }
 
+  // Rate limits: each provider's latest word on each key's windows.
+  function renderLimits(data) {
+    const rows = [];
+    for (const entry of data.limits || []) {
+      for (const w of entry.windows) rows.push({ ...w, provider: entry.provider, key_id: entry.key_id });
+    }
+    $("limits-panel").hidden = rows.length === 0 && !(data.upstream_429s || []).length;
+    reconcile(
+      $("limits").tBodies[0],
+      rows,
+      (r) => JSON.stringify([r.provider, r.key_id, r.name]),
+      (tr, r) => {
+        const [provider, key, window, used, left, resets] = tr.children;
+        setText(provider, r.provider);
+        setText(key, keyName(lastKeys.find((k) => k.key_id === r.key_id) || { key_id: r.key_id }) || "—");
+        setText(window, r.name.replace(/-/g, " "));
+        setText(used, r.used_share === null ? "—" : Math.round(r.used_share * 100) + "%");
+        tr.classList.toggle("warn-row", r.used_share !== null && r.used_share >= 0.8);
+        setText(left, r.remaining === null ? "—" : compact(r.remaining), r.limit === null ? "" : `of ${int(r.limit)}`);
+        setText(resets, r.resets_at ? when(r.resets_at) : "—", r.resets_at || "");
+      },
+      (tr) => {
+        tr.append(el("td"), el("td", "muted"), el("td"));
+        buildNumeric(tr, ["num", "num opt", "num"]);
+      }
+    );
+    const refused = (data.upstream_429s || []).reduce((n, r) => n + r.upstream_429s, 0);
+    setText($("limits-429"), refused ? `${int(refused)} call(s) refused by a provider's rate limit (429) today` : "");
+  }
+
   // Keys are shown by the label the user gave them, with the fingerprint (never a key).
   function keyName(r) {
     if (r.key_id === null) return null;
@@ -617,7 +647,7 @@
     try {
       // all time, when asked: the sessions view alone would default to the last 30 days
       const sessionWindow = state.days === "all" ? { ...filters, until: new Date().toISOString() } : filters;
-      const [summary, models, timeseries, requests, sessions, projects, keys, budgets] = await Promise.all([
+      const [summary, models, timeseries, requests, sessions, projects, keys, budgets, limits] = await Promise.all([
         api("/stats/summary", filters),
         api("/stats/by-model", filters),
         api("/stats/timeseries", series),
@@ -626,6 +656,7 @@
         api("/stats/by-project", filters),
         api("/stats/by-key", filters),
         api("/stats/budgets", {}),
+        api("/stats/limits", { tz: TZ, days: "1" }),
       ]);
       if (mine !== sequence) return; // a newer load (the reader changed a filter) wins
       renderCards(summary.totals);
@@ -635,6 +666,7 @@
       renderModels(models.models);
       renderSessions(sessions);
       renderBudgets(budgets);
+      renderLimits(limits);
       renderGroup("projects", projects.projects, "project", state.project, "(no project)");
       lastKeys = keys.keys;
       const active = lastKeys.find((r) => r.key_id === state.key);
