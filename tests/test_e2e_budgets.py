@@ -251,3 +251,28 @@ def test_the_dashboard_shows_the_rate_limits(proxy: Proxy) -> None:
         cells = page.eval_on_selector_all("#limits tbody tr", "rows => rows.map(r => r.textContent)")
         assert any("openai" in c and "tokens" in c and "25%" in c for c in cells), cells
         browser.close()
+
+
+def test_a_used_up_budget_refuses_the_next_call_on_an_open_websocket(tmp_path: Path, upstream: MockUpstream) -> None:
+    """Codex keeps one socket open for a session: a budget used up while it is open refuses
+    the next ``response.create`` on it with the API's own ``error`` event."""
+    from tests.test_e2e_websocket import turn
+
+    proxy = _start(tmp_path, upstream, "budgets:\n  - {name: ws, period: day, limit_usd: 0.000000001, action: block}\n")
+    before = len(upstream.requests)
+    try:
+        client = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY)
+        with client.beta.responses.connect() as ws:
+            first = turn(ws, model="gpt-5", input="hi")
+            assert first[-1].type == "response.completed"  # type: ignore[attr-defined]
+            proxy.rows_after(0, 1)
+            time.sleep(0.5)  # its cost is added as its row is built
+            second = turn(ws, model="gpt-5", input="again")
+        error = second[-1]
+        assert error.type == "error" and "budget 'ws' is used up" in error.error.message  # type: ignore[attr-defined]
+        frames = [f["type"] for f in upstream.requests[before]["frames"]]
+        assert frames == ["response.create"]  # the second never reached the provider
+        rows = proxy.rows_after(1, 1)
+        assert rows[0]["transport"] == "websocket" and "is used up" in rows[0]["error"]
+    finally:
+        proxy.stop()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypedDict
 
+from ..parsers import WireFormat
 from ..parsers.usage import Usage
 from ..proxy.headers import header_value
 from .pricing import PER_CALL_FEES, Priced
@@ -93,20 +94,20 @@ def owes_usage(record: CallRecord) -> bool:
     is logged with ``usage_status`` 'none', no tokens and no cost, and is never a failed,
     unpriced or missing-usage call.
     """
-    if record.transport == "websocket" or _opens_call_socket(record):
+    if record.transport == "websocket":
         return True
-    return record.method == "POST" and not NO_USAGE_ENDPOINTS.search(record.path)
+    upgrade = header_value(record.request_headers, b"upgrade")
+    return billed_request(record.wire_format, record.method, record.path, upgrade)
 
 
-def _opens_call_socket(record: CallRecord) -> bool:
-    """The handshake of a socket that carries calls, refused (a bad key, a rate limit):
-    the calls it was opened for failed, so it is a failed call, not traffic."""
-    paths = record.wire_format.socket_paths
-    return (
-        paths is not None
-        and paths.search(record.path) is not None
-        and header_value(record.request_headers, b"upgrade").lower() == "websocket"
-    )
+def billed_request(wire_format: WireFormat, method: str, path: str, upgrade: str) -> bool:
+    """``owes_usage`` from the request alone (the router asks it before a call is made):
+    a POST but to token counting and model lists, or the opening of a socket that carries
+    calls -- refused (a bad key, a rate limit), the calls it was opened for failed."""
+    paths = wire_format.socket_paths
+    if paths is not None and paths.search(path) is not None and upgrade.lower() == "websocket":
+        return True
+    return method == "POST" and not NO_USAGE_ENDPOINTS.search(path)
 
 
 def usage_status(record: CallRecord, usage: Usage) -> str | None:

@@ -22,13 +22,16 @@ from ..accounting.account import account
 from ..accounting.pricing import Pricer
 from ..accounting.record import CallRecord
 from ..accounting.row import Row
+from ..parsers.json_values import top_level_values
 from ..web.pages import WebUI
 from .capture import Capture
 from .limits import RateLimitBoard
-from .routing import Router
+from .routing import RoutedCall, Router, budget_message
 from .settings import Settings
+from .sockets import refusal_event
 
 logger = logging.getLogger(__name__)
+_MODEL = frozenset((b"model",))
 
 
 class LlmUsage:
@@ -42,7 +45,7 @@ class LlmUsage:
         """The latest rate-limit headers per provider and key (``/stats/limits``)."""
         self.web.limits = self.limits.snapshot
         self.router = Router(self.settings)
-        self.capture = Capture(self.submit)
+        self.capture = Capture(self.submit, self._refuse_on_socket)
         self._announce: Callable[[http.HTTPFlow], object] | None = None
         # The per-flow hooks that need nothing more are the capture's own.
         self.responseheaders = self.capture.responseheaders
@@ -50,6 +53,25 @@ class LlmUsage:
         self.error = self.capture.error
         self.websocket_message = self.capture.websocket_message
         self.websocket_end = self.capture.websocket_end
+
+    def _refuse_on_socket(self, call: RoutedCall, request: bytes) -> bytes | None:
+        """A ``response.create`` on an open socket when a blocking budget is used up: the
+        error event that refuses it (the socket's opening was checked by the router)."""
+        budgets = self.settings.budgets
+        if budgets is None:
+            return None
+        facts = {"provider": call.provider.slug, "client": call.client, "project": call.who.project, "key": call.key_id}
+        if budgets.needs_model:
+            facts["model"] = call.format.requested_model(call.path, top_level_values(request, _MODEL) or {})
+        refused = budgets.refusal(facts)
+        if refused is None:
+            return None
+        message, _ = budget_message(*refused)
+        event = refusal_event(request, message)
+        if event is not None:
+            logger.warning("llm-usage: refused a call on a WebSocket to %s: budget %r reached", call.provider.slug,
+                           refused[0].name)  # fmt: skip
+        return event
 
     def _budgets(self) -> dict[str, Any]:
         budgets, alerts = self.settings.budgets, self.settings.alerts

@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 
 from ..accounting.record import CallRecord
 from ..parsers import is_streamed
@@ -103,8 +103,15 @@ class Capture:
     """The routed calls in flight, and the hooks that end them. ``submit`` gets each
     finished call's record, once."""
 
-    def __init__(self, submit: Callable[[CallRecord, http.HTTPFlow], None]) -> None:
+    def __init__(
+        self,
+        submit: Callable[[CallRecord, http.HTTPFlow], None],
+        refuse: Callable[[RoutedCall, bytes], bytes | None] = lambda call, request: None,
+    ) -> None:
         self.submit = submit
+        self.refuse = refuse
+        """A call's request message on a socket -> the error event refusing it (a used-up
+        budget), or None to let it through."""
         self._calls: dict[str, RoutedCall] = {}
         self._flows: dict[str, http.HTTPFlow] = {}
         """The flows of the calls in ``_calls``: a call still open when the proxy stops is ended from it."""
@@ -145,7 +152,15 @@ class Capture:
         socket = self._sockets.get(flow.id)
         if socket is not None:
             message = flow.websocket.messages[-1]  # type: ignore[union-attr]
+            asks = message.from_client and not message.injected
+            refusal = self.refuse(socket.call, message.content) if asks else None
             socket.message(message.content, message.from_client, message.timestamp)
+            if refusal is not None:
+                # A budget is used up: the call is not forwarded; the client gets the API's own
+                # ``error`` event instead, which also ends the call's row as failed.
+                message.drop()
+                socket.message(refusal, False, time.time())
+                ctx.master.commands.call("inject.websocket", flow, True, refusal, True)
 
     def close(self) -> None:
         """The proxy stops (Ctrl+C, ``q``, SIGTERM): a call still under way reached the

@@ -28,6 +28,7 @@ from mitmproxy.net.http import url
 
 from ..accounting.keys import fingerprint
 from ..accounting.record import CallRecord
+from ..accounting.row import billed_request
 from ..config.budgets import Budget
 from ..config.providers import RESERVED_SLUGS, Provider
 from ..parsers import WireFormat, wire_format
@@ -153,15 +154,21 @@ def over_budget(wire_format: str, budget: Budget, spent: Decimal, resets: dateti
     """``429`` in the client's error format, naming the budget, its spend and its reset. Told
     not to retry (``x-should-retry``, honoured by the OpenAI and Anthropic SDKs): a retry
     seconds later would be refused the same way."""
+    message, wait = budget_message(budget, spent, resets)
+    headers = {"retry-after": str(wait), "x-should-retry": "false"}
+    return error_response(wire_format, 429, message, "budget_exceeded", headers)
+
+
+def budget_message(budget: Budget, spent: Decimal, resets: datetime) -> tuple[str, int]:
+    """What a refused call is told (naming the budget, its spend and its reset), and the
+    seconds until the reset."""
     wait = max(int((resets - datetime.now(UTC)).total_seconds()) + 1, 1)
     message = (
         f"llm-usage budget {budget.name!r} is used up: ${spent:.2f} of ${budget.limit_usd:.2f} this "
         f"{budget.period}; it resets at {resets.isoformat(timespec='minutes')} (in {_duration(wait)}). "
         "The proxy refused this call and did not forward it."
     )
-    return error_response(
-        wire_format, 429, message, "budget_exceeded", {"retry-after": str(wait), "x-should-retry": "false"}
-    )
+    return message, wait
 
 
 def _duration(seconds: int) -> str:
@@ -251,7 +258,8 @@ class Router:
         client = client_family(headers, fmt.name)
         call = RoutedCall(provider, fmt, route.path, client, False, who, key_id)
         budgets = self.settings.budgets
-        if budgets is not None:
+        upgrade = request.headers.get("upgrade", "")
+        if budgets is not None and billed_request(fmt, request.method, route.path, upgrade):  # not a pre-connect
             facts = {"provider": provider.slug, "client": client, "project": who.project, "key": key_id}
             if budgets.needs_model:
                 facts["model"] = requested_model(fmt, route.path, request)

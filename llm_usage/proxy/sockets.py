@@ -30,6 +30,7 @@ permessage-deflate is undone by mitmproxy on each side (``proxy/layers/websocket
 
 from __future__ import annotations
 
+import json
 import re
 from collections import deque
 from collections.abc import Callable
@@ -149,6 +150,21 @@ class ResponsesSocket:
 def _lane(content: bytes) -> bytes | None:
     match = _LANE.search(content)
     return match.group(1) if match else None
+
+
+def refusal_event(request: bytes, message: str) -> bytes | None:
+    """The Responses API's own ``error`` event refusing a ``response.create`` (on its lane),
+    or None for any other client message (https://platform.openai.com/docs/api-reference/realtime-server-events/error)."""
+    if not (_REQUEST.search(request, 0, 256) or _REQUEST.search(request)):
+        return None
+    event: dict[str, object] = {
+        "type": "error",
+        "error": {"type": "insufficient_quota", "code": "budget_exceeded", "message": message},
+    }
+    lane = _lane(request)
+    if lane is not None:
+        event["stream_id"] = json.loads(b'"' + lane + b'"')
+    return json.dumps(event).encode()
 
 
 def carries_calls(call: RoutedCall) -> bool:
