@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,36 +14,23 @@ import pytest
 from llm_usage.budgets.ledger import database_spend, fired_share, remember_share
 from llm_usage.budgets.periods import period_bounds
 from llm_usage.budgets.tracker import Alert, BudgetTracker, covers
+from llm_usage.config import budgets as budgets_config
 from llm_usage.config.budgets import Budget, BudgetPlan, load_budgets
 from llm_usage.config.files import ConfigError
 from llm_usage.store.schema import open_database
 
 BERLIN = ZoneInfo("Europe/Berlin")
-GOOD = """
-timezone: Europe/Berlin
-webhook: https://hooks.example/services/T0/B0/x
-budgets:
-  - name: daily
-    period: day
-    limit_usd: 20
-    alert_at: [0.5, 0.8, 1.0]
-  - name: openai-monthly
-    period: month
-    limit_usd: 100
-    scope: {provider: openai}
-    action: block
-  - name: alice
-    period: week
-    limit_usd: 5
-    scope: {key: alice-laptop, model: gpt-5}
-"""
+EXAMPLE = textwrap.dedent(budgets_config.__doc__.split("::")[1].split("Every key")[0])  # type: ignore[union-attr]
+"""The file as the module's documentation (and the issue) writes it."""
 
 
 def test_the_file_as_the_issue_writes_it(tmp_path: Path) -> None:
     path = tmp_path / "budgets.yaml"
-    path.write_text(GOOD)
+    path.write_text(
+        EXAMPLE + "  - {name: alice, period: week, limit_usd: 5, scope: {key: alice-laptop, model: gpt-5}}\n"
+    )
     plan = load_budgets(str(path), {"key-3fa9c1d2": "alice-laptop"})
-    assert plan.timezone.key == "Europe/Berlin" and plan.webhook == "https://hooks.example/services/T0/B0/x"
+    assert plan.timezone.key == "Europe/Berlin" and plan.webhook == "https://hooks.slack.com/services/..."
     daily, monthly, alice = plan.budgets
     assert (daily.period, daily.limit_usd, daily.action, daily.scope) == ("day", Decimal(20), "warn", ())
     assert monthly.scope == (("provider", "openai"),) and monthly.action == "block"
