@@ -258,8 +258,7 @@ class Router:
         client = client_family(headers, fmt.name)
         call = RoutedCall(provider, fmt, route.path, client, False, who, key_id)
         budgets = self.settings.budgets
-        upgrade = request.headers.get("upgrade", "")
-        if budgets is not None and billed_request(fmt, request.method, route.path, upgrade):  # not a pre-connect
+        if budgets is not None and billed_request(fmt, request.method, route.path, request.headers.get("upgrade", "")):
             facts = {"provider": provider.slug, "client": client, "project": who.project, "key": key_id}
             if budgets.needs_model:
                 facts["model"] = requested_model(fmt, route.path, request)

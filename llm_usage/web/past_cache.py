@@ -51,7 +51,7 @@ class PastCache:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
-        if entry is not None and entry[1] == revision:
+        if entry is not None and entry[1] == revision and entry[0] <= newest:  # (fewer rows: another file)
             kept_newest, _, rows = entry
             if kept_newest == newest:
                 return rows
