@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from mitmproxy.net import encoding
 
 from ..parsers import parse_whole
-from ..parsers.json_values import MAX_ERROR_CHARS, error_message, load_json, top_level_values
+from ..parsers.json_values import MAX_ERROR_CHARS, error_message, load_json
 from ..parsers.usage import Usage
 from .line import summary_line
 from .pricing import UNPRICED, Pricer
@@ -22,7 +22,6 @@ from .row import Row, build_row, owes_usage, usage_status
 from .secrets import redact, request_secrets
 
 logger = logging.getLogger(__name__)
-_MODEL_KEY = frozenset((b"model",))
 UNTRUSTED = "the provider's usage cannot be true, so it is not trusted or priced"
 
 
@@ -103,5 +102,4 @@ def _usage(record: CallRecord, body: bytes) -> tuple[Usage, str | None]:
 
 
 def _requested_model(record: CallRecord) -> str | None:
-    request = top_level_values(decoded(record.request_body, record.request_encoding), _MODEL_KEY)
-    return record.wire_format.requested_model(record.path, request or {})
+    return record.wire_format.model_requested_in(record.path, decoded(record.request_body, record.request_encoding))

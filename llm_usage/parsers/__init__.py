@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from . import anthropic, gemini, ollama, openai
+from .json_values import top_level_values
 from .usage import Usage
 
 
@@ -59,6 +60,9 @@ class SocketParser(StreamParser, Protocol):
     def feed_event(self, data: bytes) -> None: ...
 
 
+_MODEL = frozenset((b"model",))
+
+
 @dataclass(frozen=True, slots=True)
 class WireFormat:
     name: str
@@ -69,6 +73,13 @@ class WireFormat:
     socket_paths: re.Pattern[str] | None = None
     """Paths whose WebSocket carries calls, one per client request message, read by a
     ``SocketParser`` from ``stream_parser`` (``proxy/sockets.py``)."""
+
+    def model_requested_in(self, path: str, body: bytes) -> str | None:
+        """``requested_model`` of a request body as it came (only its top-level ``model``
+        is read: a large body is not parsed whole, ``json_values.top_level_values``)."""
+        return (
+            self.requested_model(path, top_level_values(body, _MODEL) or {}) if body else self.requested_model(path, {})
+        )
 
 
 FORMATS: dict[str, WireFormat] = {

@@ -22,7 +22,6 @@ from ..accounting.account import account
 from ..accounting.pricing import Pricer
 from ..accounting.record import CallRecord
 from ..accounting.row import Row
-from ..parsers.json_values import top_level_values
 from ..web.pages import WebUI
 from .capture import Capture
 from .limits import RateLimitBoard
@@ -31,7 +30,6 @@ from .settings import Settings
 from .sockets import refusal_event
 
 logger = logging.getLogger(__name__)
-_MODEL = frozenset((b"model",))
 
 
 class LlmUsage:
@@ -60,9 +58,9 @@ class LlmUsage:
         budgets = self.settings.budgets
         if budgets is None:
             return None
-        facts = {"provider": call.provider.slug, "client": call.client, "project": call.who.project, "key": call.key_id}
+        facts = call.budget_facts()
         if budgets.needs_model:
-            facts["model"] = call.format.requested_model(call.path, top_level_values(request, _MODEL) or {})
+            facts["model"] = call.format.model_requested_in(call.path, request)
         refused = budgets.refusal(facts)
         if refused is None:
             return None

@@ -32,7 +32,6 @@ from ..accounting.row import billed_request
 from ..config.budgets import Budget
 from ..config.providers import RESERVED_SLUGS, Provider
 from ..parsers import WireFormat, wire_format
-from ..parsers.json_values import top_level_values
 from ..web.access import SESSION_COOKIE
 from .attribution import HEADERS as ATTRIBUTION_HEADERS
 from .attribution import NOBODY, PROJECT_HEADER, Attribution, ProjectError, attribution, credential, project_name
@@ -110,6 +109,11 @@ class RoutedCall:
     """Session, subagent and project (``attribution.py``)."""
     key_id: str | None = None
 
+    def budget_facts(self) -> dict[str, str | None]:
+        """What a budget's scope is matched against, as far as the request says
+        (``budgets/tracker.py``; the model is added where a budget needs it)."""
+        return {"provider": self.provider.slug, "client": self.client, "project": self.who.project, "key": self.key_id}
+
     def record(self, flow: http.HTTPFlow, **facts: Any) -> CallRecord:
         """A ``CallRecord`` of this call: where it went and who made it from the route and
         the flow's request and response, how it went (times, usage, ...) from ``facts``."""
@@ -138,16 +142,6 @@ def json_response(status: int, payload: dict[str, object]) -> http.Response:
         json.dumps(payload).encode(),
         {"content-type": "application/json", "cache-control": "no-store"},
     )
-
-
-def requested_model(fmt: WireFormat, path: str, request: http.Request) -> str | None:
-    """The model a request asks for (its body's ``model``, or Gemini's URL), for a budget
-    scoped to a model. Read only when one is: it costs a parse of the body."""
-    body = request.get_content(strict=False) or b""
-    return fmt.requested_model(path, top_level_values(body, _MODEL) or {})
-
-
-_MODEL = frozenset((b"model",))
 
 
 def over_budget(wire_format: str, budget: Budget, spent: Decimal, resets: datetime) -> http.Response:
@@ -259,9 +253,9 @@ class Router:
         call = RoutedCall(provider, fmt, route.path, client, False, who, key_id)
         budgets = self.settings.budgets
         if budgets is not None and billed_request(fmt, request.method, route.path, request.headers.get("upgrade", "")):
-            facts = {"provider": provider.slug, "client": client, "project": who.project, "key": key_id}
+            facts = call.budget_facts()
             if budgets.needs_model:
-                facts["model"] = requested_model(fmt, route.path, request)
+                facts["model"] = fmt.model_requested_in(route.path, request.get_content(strict=False) or b"")
             refused = budgets.refusal(facts)
             if refused is not None:
                 flow.response = over_budget(fmt.name, *refused)
