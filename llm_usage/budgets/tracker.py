@@ -78,7 +78,7 @@ class BudgetTracker:
         now: datetime | None = None,
     ) -> None:
         self.plan = plan
-        self._fired_of, self._remember, self._alert = fired_of, remember, alert
+        self._remember, self._alert = remember, alert
         self._lock = threading.Lock()
         self.needs_model = any(b.action == "block" and any(n == "model" for n, _ in b.scope) for b in plan.budgets)
         """Whether a refusal needs the requested model (it costs a parse of the request body)."""
@@ -88,7 +88,7 @@ class BudgetTracker:
             start, end = period_bounds(budget.period, plan.timezone, moment)
             self._states.append(_State(budget, start, end, spend_of(budget, start, end), fired_of(budget, start)))
         for state in self._states:  # a limit already passed says so at start (once a period)
-            self._check_alerts(state, moment)
+            self._send(self._crossed(state, moment))
 
     def refusal(self, facts: Facts, now: datetime | None = None) -> tuple[Budget, Decimal, datetime] | None:
         """The first blocking budget in scope whose limit is reached: (budget, spent, resets)."""
@@ -109,6 +109,7 @@ class BudgetTracker:
             return
         moment = datetime.fromtimestamp(at, UTC)
         now = datetime.now(UTC)
+        alerts: list[tuple[_State, Alert]] = []
         with self._lock:
             for state in self._states:
                 if not covers(state.budget, facts):
@@ -116,7 +117,8 @@ class BudgetTracker:
                 self._roll(state, max(moment, now))
                 if state.start <= moment < state.end:
                     state.spent += cost
-                    self._check_alerts(state, now)
+                    alerts += self._crossed(state, now)
+        self._send(alerts)  # outside the lock: the event loop's checks never wait on a database write
 
     def status(self, now: datetime | None = None) -> list[dict[str, object]]:
         """Each budget: spend, limit, share, state and when it resets (``/stats/budgets``)."""
@@ -150,21 +152,27 @@ class BudgetTracker:
             return
         state.start, state.end = period_bounds(state.budget.period, self.plan.timezone, now)
         state.spent = Decimal(0)
-        state.fired = self._fired_of(state.budget, state.start)
+        state.fired = Decimal(0)  # a new period: nothing said of it yet (a restart reads it at start)
 
-    def _check_alerts(self, state: _State, now: datetime) -> None:
+    def _crossed(self, state: _State, now: datetime) -> list[tuple[_State, Alert]]:
+        """The alert for the highest threshold newly crossed (under the lock), or none."""
         budget = state.budget
         share = state.spent / budget.limit_usd
         crossed = [a for a in budget.alert_at if a > state.fired and share >= a]
         if not crossed:
-            return
+            return []
         state.fired = max(crossed)
-        try:
-            self._remember(budget, state.start, state.fired)
-        except Exception:  # the alert is said regardless; a restart might say it again
-            logger.exception("llm-usage: could not note budget %r's alert", budget.name)
-        self._alert(Alert(budget.name, state.fired, state.spent, budget.limit_usd, state.start, state.end,
-                          budget.action, now))  # fmt: skip
+        alert = Alert(budget.name, state.fired, state.spent, budget.limit_usd, state.start, state.end,
+                      budget.action, now)  # fmt: skip
+        return [(state, alert)]
+
+    def _send(self, alerts: list[tuple[_State, Alert]]) -> None:
+        for state, alert in alerts:
+            try:
+                self._remember(state.budget, alert.period_start, alert.share)
+            except Exception:  # the alert is said regardless; a restart might say it again
+                logger.exception("llm-usage: could not note budget %r's alert", state.budget.name)
+            self._alert(alert)
 
 
 DATED = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})")
