@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 
 from ..config.files import read_dotenv
-from . import key_id
+from . import export, key_id
 
 
 def database_path(given: str | None) -> str:
@@ -23,5 +23,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", help="the SQLite file (default: PROXY_DB_PATH, else ./usage.db)")
     commands = parser.add_subparsers(dest="command", required=True)
     key_id.register(commands)
+    export.register(commands)
     args = parser.parse_args(argv)
     return int(args.run(args, database_path(args.db)))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -543,6 +543,22 @@ def _first_last(conn: sqlite3.Connection, filters: Filters, session: str) -> tup
     first = conn.execute(f"SELECT min(r.timestamp) {sql}", params).fetchone()[0]
     last = conn.execute(f"SELECT max(r.timestamp) {sql}", params).fetchone()[0]
     return first, last
+
+
+def export_rows(conn: sqlite3.Connection, filters: Filters) -> Iterator[tuple[Any, ...]]:
+    """Every row in the window and filters, oldest first, as the database has it -- read as
+    it is written out (a cursor, never a list)."""
+    window = filters.window
+    params: dict[str, Any] = {
+        "since": _OPEN_LOW if window.since is None else timestamp_key(window.since),
+        "until": _OPEN_HIGH if window.until is None else timestamp_key(window.until),
+    }
+    where = _filter_sql("r", filters, params)
+    sql = (
+        f"SELECT {', '.join('r.' + c for c in REQUEST_COLUMNS)} FROM requests AS r "
+        f"WHERE r.timestamp >= :since AND r.timestamp < :until{where} ORDER BY r.timestamp, r.id"
+    )
+    yield from conn.execute(sql, params)
 
 
 def recent_requests(db: Connectable, filters: Filters, page: Page) -> dict[str, Any]:
