@@ -276,3 +276,36 @@ def test_a_used_up_budget_refuses_the_next_call_on_an_open_websocket(tmp_path: P
         assert rows[0]["transport"] == "websocket" and "is used up" in rows[0]["error"]
     finally:
         proxy.stop()
+
+
+def test_metrics_in_the_prometheus_format_from_the_databases_totals(tmp_path: Path, upstream: MockUpstream) -> None:
+    """Counters are the database's all-time sums (a restart does not reset them); the
+    token guards /metrics as it guards the stats; no session or key id is a label."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _seed(tmp_path / "usage.db", {"openai": 1.5, "anthropic": 0.25})
+    providers = providers_file(tmp_path, upstream.url)
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers}", "--set", "llm_usage_stats_token=s3cret"])
+    try:
+        openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY).chat.completions.create(
+            model="gpt-4o-mini", messages=CHAT, stream=True
+        ).close()
+        proxy.rows_after(2, 1)
+        assert httpx.get(f"{proxy.url}/metrics").status_code == 401
+        response = httpx.get(f"{proxy.url}/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+        families = {f.name: f for f in text_string_to_metric_families(response.text)}
+        cost: dict[str, float] = {}
+        for sample in families["llm_usage_cost_usd"].samples:
+            if sample.name.endswith("_total"):
+                cost[sample.labels["provider"]] = cost.get(sample.labels["provider"], 0) + sample.value
+        assert cost["openai"] == pytest.approx(1.5 + (53 * 0.15 + 6 * 0.60) / 1e6) and cost["anthropic"] == 0.25
+        requests = sum(s.value for s in families["llm_usage_requests"].samples if s.name.endswith("_total"))
+        assert requests == 3
+        tokens = {s.labels["type"] for s in families["llm_usage_tokens"].samples}
+        assert tokens == {"input", "output", "cache_read", "cache_write", "reasoning"}
+        assert any(s.name == "llm_usage_time_to_first_token_seconds_count" and s.value == 1
+                   for s in families["llm_usage_time_to_first_token_seconds"].samples)  # fmt: skip
+        assert "session" not in response.text and "key_id" not in response.text
+    finally:
+        proxy.stop()

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from ..parsers import FORMATS
 from .files import BUILTIN_PROVIDERS, ConfigError, read_structured_file
 
-RESERVED_SLUGS = frozenset({"stats", "dashboard", "healthz"})
+RESERVED_SLUGS = frozenset({"stats", "dashboard", "healthz", "metrics"})
 """First path segments the proxy answers itself; never a provider."""
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _PROVIDER_KEYS = {"base_url", "format", "inject_stream_usage", "genai_prices", "base_url_option"}

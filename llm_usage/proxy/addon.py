@@ -130,6 +130,7 @@ class LlmUsage:
         """On the writer thread: the row, and the line as the flow's comment (mitmweb shows it;
         a socket's flow gets one line per call, in order)."""
         row, line = account(record, pricer)
+        self.web.histograms.note(row)  # type: ignore[arg-type]
         if record.response_headers:
             self.limits.note(record.provider.slug, record.key_id, record.response_headers, record.ended_at)
         budgets = self.settings.budgets

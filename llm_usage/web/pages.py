@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import jinja2
 from mitmproxy import ctx, http
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..config.files import TEMPLATES
 from ..config.providers import RESERVED_SLUGS
@@ -29,6 +30,7 @@ from . import queries
 from .access import authorized, login_cookie, take_credentials
 from .endpoints import ENDPOINTS, Context, index
 from .hosts import ALLOWED_HOSTS_OPTION, allowed_hosts, host_name
+from .metrics import CallHistograms, render
 from .params import ParamError, single_values
 from .reader import StatsReader
 
@@ -60,6 +62,7 @@ ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/stats/?$"), "stats_index"),
     (re.compile(rf"^/stats/(?P<endpoint>{'|'.join(map(re.escape, ENDPOINTS))})/?$"), "api"),
     (re.compile(r"^/dashboard/?$"), "dashboard"),
+    (re.compile(r"^/metrics/?$"), "metrics"),
     (re.compile(r"^/dashboard/static/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,80})$"), "static"),
 ]
 
@@ -104,6 +107,8 @@ class WebUI:
         """Key fingerprint -> label (``llm_usage_key_labels``, read by the settings)."""
         self.limits: Callable[[], list[dict[str, Any]]] = list
         """The latest rate-limit state per provider and key (``proxy/limits.py``)."""
+        self.histograms = CallHistograms()
+        """Duration and time to first token of this process's calls (``/metrics``)."""
         self.budgets: Callable[[], dict[str, Any]] = dict
         """The budgets' state and recent alerts (``/stats/budgets``), ``{}`` without budgets."""
         self.static_files = self._load_static()
@@ -226,6 +231,18 @@ class WebUI:
         if problem:
             state = {**state, "ok": False, "status": "degraded", "reason": problem}
         return json_reply(200, state)
+
+    async def metrics(self) -> Reply:
+        """Prometheus' scrape (``metrics.py``): behind the token like the stats (Prometheus
+        sends it as ``Authorization: Bearer``)."""
+        try:
+            body = await self.reader.run(
+                ctx.options.llm_usage_db, lambda conn: render(conn or self.reader.empty(), self.histograms)
+            )
+        except sqlite3.Error as exc:
+            logger.error("llm-usage: /metrics cannot read the database: %s", exc)
+            return json_reply(503, {"error": "the database cannot be read right now; see the proxy's log"})
+        return Reply(200, body, {"content-type": CONTENT_TYPE_LATEST, "cache-control": "no-store"})
 
     async def stats_index(self) -> Reply:
         return json_reply(200, index())
