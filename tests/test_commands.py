@@ -64,3 +64,28 @@ def test_a_bad_filter_names_itself(db_path: Path, capsys) -> None:  # type: igno
     assert "--days: must be a whole number" in capsys.readouterr().err
     assert main(["--db", str(db_path) + ".missing", "export"]) == 2
     assert "no database at" in capsys.readouterr().err
+
+
+def test_the_status_line_for_claude_code(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "usage.db"
+    db = open_database(str(path))
+    now = datetime.now(UTC).timestamp()
+    db.table("requests").insert_all([
+        {"timestamp": now - 5, "provider": "anthropic", "model": "claude-sonnet-4-5", "cost_usd": 0.25,
+         "session_id": "5d2962ec"},
+        {"timestamp": now - 4, "provider": "anthropic", "model": "claude-haiku-4-5", "cost_usd": 0.5,
+         "session_id": "5d2962ec"},
+        {"timestamp": now - 3, "provider": "openai", "model": "gpt-5", "cost_usd": 1.0},
+        {"timestamp": now - 3 * 86400, "provider": "openai", "model": "gpt-5", "cost_usd": 100.0},  # not today
+    ])  # fmt: skip
+    db.close()
+    claude = json.dumps({"session_id": "5d2962ec", "model": {"id": "claude-sonnet-4-5", "display_name": "Sonnet"}})
+    monkeypatch.setattr("sys.stdin", io.StringIO(claude))
+    assert main(["--db", str(path), "statusline"]) == 0
+    assert capsys.readouterr().out.strip() == "$1.75 today · $0.75 this session (2 calls) · claude-haiku-4-5"
+    monkeypatch.setattr("sys.stdin", io.StringIO("not json"))
+    assert main(["--db", str(path), "statusline"]) == 0
+    assert capsys.readouterr().out.strip() == "$1.75 today · gpt-5"
+    monkeypatch.setattr("sys.stdin", io.StringIO("{}"))
+    assert main(["--db", str(tmp_path / "none.db"), "statusline"]) == 0
+    assert capsys.readouterr().out.strip() == "llm-usage: no database yet"

@@ -26,13 +26,11 @@ from ..web.queries import REQUEST_COLUMNS, export_rows
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def register(commands: Any) -> None:
-    command = commands.add_parser("export", help="the calls as CSV or JSON lines (filters as in the stats API)")
+def arguments(command: Any) -> None:
     command.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     command.add_argument("-o", "--output", help="a file to write (default: standard output)")
     for name in sorted(FILTER_PARAMS):
         command.add_argument(f"--{name}", help=f"as the stats API's {name}")
-    command.set_defaults(run=run)
 
 
 def safe_cell(value: Any) -> Any:

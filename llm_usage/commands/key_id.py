@@ -18,9 +18,8 @@ from ..accounting.keys import database_salt, fingerprint
 from ..store.schema import open_database
 
 
-def register(commands: Any) -> None:
-    command = commands.add_parser("key-id", help="print the fingerprint (key_id) of an API key you paste")
-    command.set_defaults(run=run)
+def arguments(command: Any) -> None:
+    """None beyond ``--db``."""
 
 
 def _read_key() -> str:

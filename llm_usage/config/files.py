@@ -8,8 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 """The checkout: ``providers.yaml``, ``pricing.yaml`` and ``templates/`` sit at its top
 level (the design card), beside the package; an editable install (``pip install -e .``)
@@ -30,6 +28,8 @@ def read_structured_file(path: str | Path) -> Any:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    import yaml  # here, not at the top: the commands that read no YAML start faster
+
     try:
         if p.suffix == ".json":
             return json.loads(text)
