@@ -15,12 +15,14 @@ import re
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
+from ..proxy.attribution import CREDENTIAL_HEADERS as KEY_HEADERS
 from ..proxy.headers import Fields
 
 REDACTED = "[redacted]"
 MIN_SECRET = 8
 """Shorter values (``alt=sse``, ``stream``) are not worth redacting and would mangle messages."""
-CREDENTIAL_HEADERS = frozenset((b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key", b"proxy-authorization"))
+CREDENTIAL_HEADERS = frozenset((*KEY_HEADERS, b"proxy-authorization"))
+"""The headers an API key travels in (the ones its fingerprint is taken from), and a proxy's."""
 _KEY_PROTOCOL = "openai-insecure-api-key."
 """A browser cannot set headers on a WebSocket, so OpenAI's Realtime API takes the key as a
 subprotocol, ``openai-insecure-api-key.<key>``
