@@ -287,9 +287,11 @@ def test_metrics_in_the_prometheus_format_from_the_databases_totals(tmp_path: Pa
     providers = providers_file(tmp_path, upstream.url)
     proxy = Proxy(tmp_path, ["--set", f"llm_usage_providers={providers}", "--set", "llm_usage_stats_token=s3cret"])
     try:
-        openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY).chat.completions.create(
+        stream = openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=KEY).chat.completions.create(
             model="gpt-4o-mini", messages=CHAT, stream=True
-        ).close()
+        )
+        for _ in stream:  # read to the end: closing early races the usage chunk
+            pass
         proxy.rows_after(2, 1)
         assert httpx.get(f"{proxy.url}/metrics").status_code == 401
         response = httpx.get(f"{proxy.url}/metrics", headers={"Authorization": "Bearer s3cret"})
