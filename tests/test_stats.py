@@ -471,6 +471,24 @@ def test_half_hour_zone_buckets(conn: sqlite3.Connection) -> None:
         )
 
 
+@pytest.mark.parametrize("bucket", ["week", "month"])
+def test_week_and_month_buckets_are_calendar_periods_in_the_zone(conn: sqlite3.Connection, bucket: str) -> None:
+    """ISO weeks start on a local Monday, months on the local 1st; each point sums its period."""
+    f = parse_filters({"days": "60", "tz": "America/New_York"}, NOW)
+    points = stats.timeseries(conn, f, parse_series({"bucket": bucket}), NOW)["points"]
+    starts = [datetime.fromisoformat(p["start"]) for p in points]
+    assert all(s.hour == 0 and s.minute == 0 for s in starts)
+    assert all((s.weekday() == 0) if bucket == "week" else (s.day == 1) for s in starts[1:])
+    ends = [*starts[1:], None]
+    for point, start, end in zip(points, starts, ends, strict=True):
+        low = max(start, f.window.since)  # type: ignore[type-var]
+        where, params = "timestamp >= :low", {"low": ts(low)}
+        if end is not None:
+            where, params = where + " AND timestamp < :high", {**params, "high": ts(end)}
+        assert point["requests"] == expected_group(conn, where, params)["requests"]
+        assert point["cost_usd"] == pytest.approx(expected_group(conn, where, params)["cost_usd"] or 0)
+
+
 def test_too_many_points_is_a_parameter_error(conn: sqlite3.Connection) -> None:
     f = parse_filters({"since": "2000-01-01"}, NOW)
     with pytest.raises(ParamError, match=r"^bucket"):
@@ -507,7 +525,7 @@ BAD = [
     ("requests", "offset=-1", "offset"),
     ("requests", "offset=1e3", "offset"),
     ("requests", "status=fine", "status"),
-    ("timeseries", "bucket=week", "bucket"),
+    ("timeseries", "bucket=fortnight", "bucket"),
     ("timeseries", "bucket=", "bucket"),
     ("timeseries", "tz=Not/AZone", "tz"),
     ("timeseries", "nonsense=1", "'nonsense'"),

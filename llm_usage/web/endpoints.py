@@ -125,7 +125,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             _sessions,
         ),
         Endpoint("requests", "the log, newest first, a page at a time", FILTER_PARAMS | PAGE_PARAMS, _requests),
-        Endpoint("timeseries", "sums per day or hour in a time zone", FILTER_PARAMS | SERIES_PARAMS, _timeseries),
+        Endpoint("timeseries", "sums per hour, day, week or month in a time zone", FILTER_PARAMS | SERIES_PARAMS, _timeseries),
     )
 }
 

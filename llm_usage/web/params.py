@@ -29,7 +29,7 @@ MAX_OFFSET = 10_000_000
 MAX_TEXT = 200
 MAX_POINTS = 10_000
 STATUSES = ("error", "unpriced", "partial", "missing", "invalid", "no-usage", "incomplete")
-BUCKETS = ("day", "hour")
+BUCKETS = ("day", "hour", "week", "month")
 _TZ_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -608,17 +608,26 @@ def _shown_time(value: Any) -> Any:
     return value
 
 
+BUCKET_SPAN = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1), "month": timedelta(days=31)}
+"""Each bucket's longest length: how far to look back for the one holding a moment."""
+
+
+def _opens_bucket(day: date, bucket: str) -> bool:
+    """Whether a local day starts a ``bucket``: every day, an ISO week's Monday, a month's 1st."""
+    return bucket == "day" or (bucket == "week" and day.weekday() == 0) or (bucket == "month" and day.day == 1)
+
+
 def bucket_starts(window: Window, bucket: str, first: datetime, end: datetime) -> list[datetime]:
-    """UTC starts of the ``bucket``s (local days or local wall-clock hours in ``window.tz``)
-    that overlap ``[first, end)``, in order. Days follow local midnights (23 or 25 hours
-    long across DST changes); hours follow the local clock (the repeated hour of a
-    fall-back change is two buckets, a skipped hour none)."""
+    """UTC starts of the ``bucket``s (local days, ISO weeks from Monday, calendar months, or
+    local wall-clock hours in ``window.tz``) that overlap ``[first, end)``, in order. Days
+    follow local midnights (23 or 25 hours long across DST changes); hours follow the local
+    clock (the repeated hour of a fall-back change is two buckets, a skipped hour none)."""
     tz = window.tz
-    first_day = first.astimezone(tz).date() - timedelta(days=1)
+    first_day = first.astimezone(tz).date() - max(BUCKET_SPAN[bucket], timedelta(days=1))
     last_day = end.astimezone(tz).date() + timedelta(days=1)
     days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
-    if bucket == "day":
-        starts = sorted({local_midnight(day, tz) for day in days})
+    if bucket != "hour":
+        starts = sorted({local_midnight(day, tz) for day in days if _opens_bucket(day, bucket)})
     else:
         starts = sorted(
             {
@@ -645,7 +654,8 @@ def _first_timestamp(conn: sqlite3.Connection) -> datetime | None:
 
 
 def timeseries(db: Connectable, filters: Filters, series: Series, now: datetime | None = None) -> dict[str, Any]:
-    """``/stats/timeseries``: one point per local day or hour of ``filters.window``, empty ones included."""
+    """``/stats/timeseries``: one point per local hour, day, week or month of ``filters.window``,
+    empty ones included."""
     window = filters.window
     now = now or datetime.now(UTC)
     with _read(_connection(db)) as conn:
@@ -653,7 +663,7 @@ def timeseries(db: Connectable, filters: Filters, series: Series, now: datetime 
         end = window.until or now
         points: list[dict[str, Any]] = []
         if first is not None and first < end:
-            estimate = (end - first) / (timedelta(days=1) if series.bucket == "day" else timedelta(hours=1))
+            estimate = (end - first) / BUCKET_SPAN[series.bucket]
             if estimate > MAX_POINTS + 48:
                 raise ParamError(f"bucket: {series.bucket} buckets over this range exceed {MAX_POINTS} points")
             starts = bucket_starts(window, series.bucket, first, end)
@@ -673,7 +683,7 @@ def timeseries(db: Connectable, filters: Filters, series: Series, now: datetime 
 
 
 def _next_start(window: Window, bucket: str, start: datetime) -> datetime:
-    following = bucket_starts(window, bucket, start, start + timedelta(days=3))
+    following = bucket_starts(window, bucket, start, start + 2 * BUCKET_SPAN[bucket] + timedelta(days=2))
     later = [s for s in following if s > start]
     return later[0]
 
