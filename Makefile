@@ -12,7 +12,7 @@ ARGS      ?=
 STAMP_RUN := $(VENV)/.installed-runtime
 STAMP_TEST:= $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-stats clients-check venv browser wrk clean
+.PHONY: run test report lint bench bench-stats clients-check venv browser wrk clean
 
 $(PY):
 	@interp=$$(sh tools/find-python.sh) || exit 1; \
@@ -39,6 +39,10 @@ run: $(STAMP_RUN)
 	@echo "llm-usage: starting on port $(PORT) (dashboard: http://localhost:$(PORT)/dashboard)"
 	exec $(VENV)/bin/mitmdump -s addon.py --mode reverse:http://127.0.0.1:9 \
 		--listen-host $(HOST) -p $(PORT) --set flow_detail=0 --set termlog_verbosity=warn $(ARGS)
+
+# The spend per day in the terminal; any view or filter: make report ARGS="sessions --days 7"
+report: $(STAMP_RUN)
+	@$(PY) -m llm_usage report $(ARGS)
 
 # Browser tests need Debian's chromium (never a downloaded browser). Installed when we
 # can (root with apt-get); otherwise those tests skip and say why.
