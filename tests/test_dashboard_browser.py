@@ -113,6 +113,12 @@ def test_dashboard_in_chromium(dashboard_proxy: Proxy, browser: Any) -> None:
     provider_rows = page.locator("#providers tbody tr")
     assert provider_rows.count() == len(summary["by_provider"])
 
+    # each model's speed: p50 · p95 of the time, the first token, tokens/s, as the API has them
+    top = api(dashboard_proxy, "/stats/by-model", days="30")["models"][0]
+    cells = page.locator("#models tbody tr:first-child td").all_text_contents()
+    seconds = lambda ms: f"{round(ms)} ms" if ms < 1000 else f"{ms / 1000:.{2 if ms < 10000 else 1}f} s"  # noqa: E731
+    assert cells[6] == f"{seconds(top['duration_p50_ms'])} · {seconds(top['duration_p95_ms'])}", cells
+    assert cells[8] == ("—" if top["output_tokens_per_s"] is None else f"{round(top['output_tokens_per_s']):,}")
     # hostile names stay text
     assert page.locator(f"#models td.name >> text={HOSTILE}").count() == 1
     assert page.locator("main img, main script, main b").count() == 0

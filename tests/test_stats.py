@@ -417,7 +417,7 @@ def dst_conn(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
 @pytest.mark.parametrize("use_rollup", [True, False])
 def test_day_buckets_across_dst_in_new_york(dst_conn: sqlite3.Connection, use_rollup: bool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     if not use_rollup:
-        monkeypatch.setattr(stats, "_has_table", lambda conn, name: False)
+        monkeypatch.setattr(stats, "has_table", lambda conn, name: False)
     for first, last in (("2026-03-06", "2026-03-11"), ("2026-10-30", "2026-11-04")):
         f = parse_filters({"since": first, "until": last, "tz": "America/New_York"}, NOW)
         points = stats.timeseries(dst_conn, f, parse_series({"bucket": "day"}), NOW)["points"]
@@ -663,7 +663,7 @@ def attributed(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
 @pytest.mark.parametrize("use_rollup", [True, False])
 def test_by_session_matches_sql(attributed: sqlite3.Connection, use_rollup: bool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     if not use_rollup:
-        monkeypatch.setattr(stats, "_has_table", lambda conn, name: False)
+        monkeypatch.setattr(stats, "has_table", lambda conn, name: False)
     f = filters(since="2026-11-27T09:30:00Z")  # a partial first hour: raw rows and rollup hours both
     got = stats.by_session(attributed, f, parse_page({}))
     sql = ("SELECT session_id, count(*), sum(cost_usd), min(timestamp), max(timestamp), "

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..web import queries
+from ..web import queries, timing
 from ..web.params import FILTER_PARAMS, Filters, Page, ParamError, Series, parse_filters, parse_tz
 from ..web.reader import open_read_only
 
@@ -36,7 +36,8 @@ class Column:
     title: str
     field: str
     kind: str = "count"
-    """How a value shows: ``count`` (1,234), ``usd``, ``text``, ``time``, ``seconds``, ``ms``, ``rate``."""
+    """How a value shows: ``count`` (1,234), ``usd``, ``text``, ``day``, ``month``, ``time``,
+    ``seconds`` (a length), ``ms`` (a latency), ``rate`` (per second)."""
     total: bool = False
     """Summed in the totals row."""
 
@@ -97,8 +98,11 @@ VIEWS: dict[str, View] = {
     ),
     "models": View(
         "per provider and model, the last 30 days", "models",
-        lambda conn, filters, _limit: queries.by_model(conn, filters),
-        (Column("Provider", "provider", "text"), Column("Model", "model", "text"), *_TOKENS),
+        lambda conn, filters, _limit: timing.by_model(conn, filters),
+        (Column("Provider", "provider", "text"), Column("Model", "model", "text"),
+         Column("p50", "duration_p50_ms", "ms"), Column("p95", "duration_p95_ms", "ms"),
+         Column("First token p50", "ttft_p50_ms", "ms"), Column("Tokens/s", "output_tokens_per_s", "rate"),
+         *_TOKENS),
         _last_days(30),
     ),
     "projects": View(
@@ -192,6 +196,10 @@ def _cell(value: Any, kind: str, tz: ZoneInfo) -> str:
         return moment.strftime("%Y-%m-%d" if kind == "day" else "%Y-%m")
     if kind == "time":
         return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    if kind == "ms":
+        return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+    if kind == "rate":
+        return f"{value:,.0f}"
     if kind == "seconds":
         minutes, seconds = divmod(int(value), 60)
         return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {seconds:02d}s"
@@ -216,7 +224,7 @@ def render(report: dict[str, Any], db_path: str, out: Any) -> None:
     first_total = next(i for i, c in enumerate(view.columns) if c.total)
     shown = f"Total ({len(report['rows'])} of {report['total_sessions']:,})" if "total_sessions" in report else "Total"
     for index, column in enumerate(view.columns):
-        numeric = column.kind in ("count", "usd", "seconds")
+        numeric = column.kind in ("count", "usd", "seconds", "ms", "rate")
         footer = _cell(report["totals"][column.field], column.kind, tz) if column.total else ""
         table.add_column(
             column.title, footer=shown if index == 0 and index < first_total else footer,

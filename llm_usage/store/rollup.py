@@ -1,9 +1,12 @@
 """The rollups: the stats' sums per UTC hour and key -- ``requests_hourly`` (provider,
 model, client, project, key) and ``requests_sessions_hourly`` (the same and session,
-subagent, for the calls that belong to a session).
+subagent, for the calls that belong to a session) -- and the timing histograms per UTC day,
+provider and model (``requests_durations_daily``, ``requests_first_tokens_daily``: how
+many calls fell in each bucket of duration or time to first token), which give the
+percentiles without sorting a million rows.
 
 Kept by triggers on ``requests`` (insert, delete, update), so the stats read whole hours
-from them and only the partial hours at the edges of a range from ``requests``
+(days) from them and only the partial ones at the edges of a range from ``requests``
 (``web/queries.py``). ``SUMS`` is the one definition of every figure, used both to keep
 the tables and to read raw rows; NULL keys are stored as ''. The tables are derived data:
 ``ensure`` (run after the migrations) rebuilds them, with their triggers, from the rows
@@ -13,7 +16,7 @@ whenever these definitions differ from the ones they were built with.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlite_utils import Database
 
@@ -24,6 +27,13 @@ _STANDARD_TIERS = ", ".join(f"'{tier}'" for tier in sorted(STANDARD_TIERS))
 ERROR = "(coalesce(R.usage_status, '') != 'none' AND (R.error IS NOT NULL OR coalesce(R.status_code, 0) >= 400))"
 """A failed call: an error, or an HTTP error status -- except for a request that owes no
 usage (``usage_status`` 'none': a pre-connect, a model list), which is traffic, not a call."""
+
+GENERATING = (
+    "(coalesce(R.streaming, 0) != 0 AND R.ttft_ms IS NOT NULL AND R.duration_ms > R.ttft_ms "
+    "AND R.output_tokens > 0 AND typeof(R.output_tokens) = 'integer')"
+)
+"""A streamed call whose output came after its first token: its output tokens over the
+time from the first token to the end are its generation speed (the stats' tokens/s)."""
 
 SUMS: dict[str, tuple[str, str]] = {
     # name -> (SQL type, value added per row ``R``)
@@ -56,8 +66,11 @@ SUMS: dict[str, tuple[str, str]] = {
     "streaming_requests": ("INTEGER", "(coalesce(R.streaming, 0) != 0)"),
     "duration_ms": ("REAL", "coalesce(R.duration_ms, 0)"),
     "timed_requests": ("INTEGER", "(R.duration_ms IS NOT NULL)"),
+    "generated_output_tokens": ("INTEGER", f"CASE WHEN {GENERATING} THEN R.output_tokens ELSE 0 END"),
+    "generating_ms": ("REAL", f"CASE WHEN {GENERATING} THEN R.duration_ms - R.ttft_ms ELSE 0 END"),
 }
 _HOUR = ("INTEGER", "CAST(R.timestamp / 3600 AS INTEGER) * 3600")  # the UTC hour's start, Unix seconds
+_DAY = ("INTEGER", "CAST(R.timestamp / 86400 AS INTEGER) * 86400")  # the UTC day's start
 TIMED = "typeof(R.timestamp) IN ('real', 'integer')"
 """A row with a time (the rest -- text a migration could not read as one -- is in no range)."""
 
@@ -77,6 +90,8 @@ class Rollup:
     """The rows it counts."""
     index: tuple[str, ...] = ()
     """A second index, for reading one key's hours."""
+    sums: dict[str, tuple[str, str]] = field(default_factory=lambda: SUMS)
+    """name -> (SQL type, value added per row ``R``)."""
 
 
 HOURLY = Rollup(
@@ -98,16 +113,45 @@ SESSIONS = Rollup(
 """The calls that belong to a session, by session and subagent too: read only for the
 per-session view and the ``session`` filter, so the many sessions do not multiply the rows
 every other stat reads."""
-ROLLUPS = (HOURLY, SESSIONS)
+
+TIMING_BUCKETS = "requests_timing_buckets"
+BUCKETS_PER_DECADE = 40
+TIMING_LOWS = (0.0, *(10 ** (i / BUCKETS_PER_DECADE) for i in range(8 * BUCKETS_PER_DECADE)))
+"""Each timing bucket's lower bound in milliseconds: [0, 1) ms, then 40 per decade (each
+6% wider than the one before) up to 10^8 ms. A percentile read from these counts lies in
+the bucket of the exact one (``web/timing.py``), at a fixed cost however many calls there were."""
+
+
+def _bucket(column: str) -> tuple[str, str]:
+    """The timing bucket of ``R.column``: an index seek in the bounds table, so the triggers
+    need no math functions (SQLite builds without them still write rows)."""
+    return (
+        "INTEGER",
+        f"coalesce((SELECT bucket FROM {TIMING_BUCKETS} WHERE low <= R.{column} ORDER BY low DESC LIMIT 1), 0)",
+    )
+
+
+def _timing(table: str, column: str, where: str) -> Rollup:
+    keys = {"day": _DAY, "provider": _text("provider"), "model": _text("model"), "bucket": _bucket(column)}
+    counted = f"{TIMED} AND R.{column} IS NOT NULL AND {where}"
+    return Rollup(table, keys, where=counted, sums={"calls": ("INTEGER", "1")})
+
+
+DURATIONS = _timing("requests_durations_daily", "duration_ms", "coalesce(R.usage_status, '') != 'none'")
+"""How many calls took how long, per UTC day, provider, model and bucket: the p50/p95 of
+``/stats/by-model`` (a request that owes no usage -- a model list -- is not a call)."""
+FIRST_TOKENS = _timing("requests_first_tokens_daily", "ttft_ms", "1")
+"""The same for the time to the first token of streamed calls."""
+ROLLUPS = (HOURLY, SESSIONS, DURATIONS, FIRST_TOKENS)
 KEYS = HOURLY.keys
 _EVENTS = ("insert", "delete", "update")
 
 
 def _upsert(rollup: Rollup, row: str, sign: str) -> str:
     """Add (sign '') or subtract (sign '-') the ``row`` (NEW or OLD) to its hour's sums."""
-    names = [*rollup.keys, *SUMS]
-    values = [*(expr for _, expr in rollup.keys.values()), *(f"{sign}{expr}" for _, expr in SUMS.values())]
-    sets = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMS)
+    names = [*rollup.keys, *rollup.sums]
+    values = [*(expr for _, expr in rollup.keys.values()), *(f"{sign}{expr}" for _, expr in rollup.sums.values())]
+    sets = ", ".join(f"{name} = {name} + excluded.{name}" for name in rollup.sums)
     # "WHERE" is required here: it tells SQLite's parser the ON belongs to the upsert.
     sql = (
         f"INSERT INTO {rollup.table} ({', '.join(names)}) SELECT {', '.join(values)} "
@@ -123,6 +167,7 @@ def drop(db: Database) -> None:
         for event in _EVENTS:
             db.execute(f"DROP TRIGGER IF EXISTS {rollup.table}_{event}")
         db.execute(f"DROP TABLE IF EXISTS {rollup.table}")
+    db.execute(f"DROP TABLE IF EXISTS {TIMING_BUCKETS}")
     db.execute("DROP TABLE IF EXISTS requests_hourly_definition")
 
 
@@ -137,12 +182,15 @@ def rebuild(db: Database) -> None:
     if db.execute("SELECT count(*) FROM requests_revision").fetchone()[0] == 0:
         db.execute("INSERT INTO requests_revision VALUES (0)")
     db.execute("UPDATE requests_revision SET n = n + 1")  # rebuilt: whatever was kept of it is stale
+    db.execute(f"DROP TABLE IF EXISTS {TIMING_BUCKETS}")
+    db.execute(f"CREATE TABLE {TIMING_BUCKETS} (bucket INTEGER PRIMARY KEY, low REAL NOT NULL UNIQUE)")
+    db.conn.executemany(f"INSERT INTO {TIMING_BUCKETS} VALUES (?, ?)", list(enumerate(TIMING_LOWS)))
     for rollup in ROLLUPS:
         for event in _EVENTS:
             db.execute(f"DROP TRIGGER IF EXISTS {rollup.table}_{event}")
         db.execute(f"DROP TABLE IF EXISTS {rollup.table}")
         keys = ", ".join(f"{name} {sql_type} NOT NULL" for name, (sql_type, _) in rollup.keys.items())
-        sums = ", ".join(f"{name} {sql_type} NOT NULL DEFAULT 0" for name, (sql_type, _) in SUMS.items())
+        sums = ", ".join(f"{name} {sql_type} NOT NULL DEFAULT 0" for name, (sql_type, _) in rollup.sums.items())
         db.execute(
             f"CREATE TABLE {rollup.table} ({keys}, {sums}, PRIMARY KEY ({', '.join(rollup.keys)})) WITHOUT ROWID"
         )
@@ -151,9 +199,9 @@ def rebuild(db: Database) -> None:
                 f"CREATE INDEX {rollup.table}_by_{rollup.index[0]} ON {rollup.table} ({', '.join(rollup.index)})"
             )
         group = ", ".join(expr for _, expr in rollup.keys.values())
-        totals = ", ".join(f"sum({expr})" for _, expr in SUMS.values())
+        totals = ", ".join(f"sum({expr})" for _, expr in rollup.sums.values())
         db.execute(
-            f"INSERT INTO {rollup.table} ({', '.join([*rollup.keys, *SUMS])}) "
+            f"INSERT INTO {rollup.table} ({', '.join([*rollup.keys, *rollup.sums])}) "
             f"SELECT {group}, {totals} FROM requests AS R WHERE {rollup.where} GROUP BY {group}"
         )
         bodies = {
@@ -168,7 +216,7 @@ def rebuild(db: Database) -> None:
 
 
 def _definition() -> str:
-    return hashlib.sha256(repr((ROLLUPS, SUMS, REVISED)).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr((ROLLUPS, REVISED, TIMING_LOWS)).encode()).hexdigest()[:16]
 
 
 def ensure(db: Database) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import queries
+from . import queries, timing
 from .params import FILTER_PARAMS, PAGE_PARAMS, SERIES_PARAMS, Filters, parse_filters, parse_page, parse_series
 
 Query = Callable[[sqlite3.Connection], dict[str, Any]]
@@ -111,7 +111,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     e.name: e
     for e in (
         Endpoint("summary", "totals, by provider and by client", FILTER_PARAMS, _grouped(queries.summary)),
-        Endpoint("by-model", "per provider and model", FILTER_PARAMS, _grouped(queries.by_model)),
+        Endpoint(
+            "by-model",
+            "per provider and model, with p50/p95 latency and tokens/s",
+            FILTER_PARAMS,
+            _grouped(timing.by_model),
+        ),
         Endpoint("by-provider", "per provider", FILTER_PARAMS, _grouped(queries.by_provider)),
         Endpoint("by-client", "per calling tool", FILTER_PARAMS, _grouped(queries.by_client)),
         Endpoint("by-project", "per project", FILTER_PARAMS, _grouped(queries.by_project)),
@@ -125,7 +130,9 @@ ENDPOINTS: dict[str, Endpoint] = {
             _sessions,
         ),
         Endpoint("requests", "the log, newest first, a page at a time", FILTER_PARAMS | PAGE_PARAMS, _requests),
-        Endpoint("timeseries", "sums per hour, day, week or month in a time zone", FILTER_PARAMS | SERIES_PARAMS, _timeseries),
+        Endpoint(
+            "timeseries", "sums per hour, day, week or month in a time zone", FILTER_PARAMS | SERIES_PARAMS, _timeseries
+        ),
     )
 }
 

@@ -70,13 +70,13 @@ GROUP_KEYS = tuple(rollup.SESSIONS.keys)[1:]
 ``session_id`` and ``subagent``)."""
 REQUEST_COLUMNS = ("id", *COLUMNS)
 """What ``/stats/requests`` lists of each row: every column."""
-_OPEN_LOW, _OPEN_HIGH = -1e300, 1e300  # below / above every timestamp and hour key (Unix seconds)
+OPEN_LOW, OPEN_HIGH = -1e300, 1e300  # below / above every timestamp and hour key (Unix seconds)
 
 Sums = dict[str, float]
 Connectable = sqlite3.Connection | Database
 
 
-def _connection(db: Connectable) -> sqlite3.Connection:
+def connection(db: Connectable) -> sqlite3.Connection:
     return db.conn if isinstance(db, Database) else db
 
 
@@ -117,8 +117,8 @@ def _segments(buckets: Sequence[Bucket], rollup: bool) -> tuple[list[list[Any]],
     raw: list[list[Any]] = []
     for index, (low, high) in enumerate(buckets):
         if not rollup:
-            low_key = _OPEN_LOW if low is None else timestamp_key(low)
-            raw.append([index, low_key, _OPEN_HIGH if high is None else timestamp_key(high)])
+            low_key = OPEN_LOW if low is None else timestamp_key(low)
+            raw.append([index, low_key, OPEN_HIGH if high is None else timestamp_key(high)])
             continue
         hour_low = None if low is None else _ceil_hour(low)
         hour_high = None if high is None else _floor_hour(high)
@@ -130,8 +130,8 @@ def _segments(buckets: Sequence[Bucket], rollup: bool) -> tuple[list[list[Any]],
         hourly.append(
             [
                 index,
-                _OPEN_LOW if hour_low is None else _hour_key(hour_low),
-                _OPEN_HIGH if hour_high is None else _hour_key(hour_high),
+                OPEN_LOW if hour_low is None else _hour_key(hour_low),
+                OPEN_HIGH if hour_high is None else _hour_key(hour_high),
             ]
         )
         if high is not None and hour_high is not None and hour_high < high:
@@ -139,7 +139,7 @@ def _segments(buckets: Sequence[Bucket], rollup: bool) -> tuple[list[list[Any]],
     return hourly, raw
 
 
-def _filter_sql(alias: str, filters: Filters, params: dict[str, Any]) -> str:
+def filter_sql(alias: str, filters: Filters, params: dict[str, Any]) -> str:
     clauses = []
     for field, column in FILTER_COLUMNS.items():
         value = getattr(filters, field)
@@ -149,7 +149,7 @@ def _filter_sql(alias: str, filters: Filters, params: dict[str, Any]) -> str:
     return "".join(f" AND {clause}" for clause in clauses)
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone()
     return row is not None
 
@@ -177,12 +177,12 @@ def aggregate(
     names = list(_SUMS) if only is None else list(only)
     if any(name not in _SUMS for name in names):
         raise ValueError(f"unknown sums {names!r}")
-    conn = _connection(db)
+    conn = connection(db)
     chosen = rollup.SESSIONS if sessions is not None else _rollup_for(filters, group_by)
-    hourly, raw = _segments(buckets, use_rollup and _has_table(conn, chosen.table))
+    hourly, raw = _segments(buckets, use_rollup and has_table(conn, chosen.table))
     frozen = today_start()
-    past, recent = _split_at(hourly, frozen)
-    past_raw, recent_raw = _split_at(raw, frozen)
+    past, recent = split_at(hourly, frozen)
+    past_raw, recent_raw = split_at(raw, frozen)
     width = 1 + len(group_by)
     result: dict[tuple[Any, ...], Sums] = {}
     parts = (("h", past, frozen), ("h", recent, None), ("r", past_raw, frozen), ("r", recent_raw, None))
@@ -191,7 +191,7 @@ def aggregate(
             continue
         sql, params = _sum_sql(alias, chosen.table if alias == "h" else "requests", segments, filters, group_by, names,
                                chosen is rollup.SESSIONS, sessions)  # fmt: skip
-        for row in _fetch(conn, sql, params, kept_until):
+        for row in kept_rows(conn, sql, params, kept_until):
             group = (row[0], *(value if value != "" else None for value in row[1:width]))
             target = result.setdefault(group, dict.fromkeys(names, 0))
             for name, value in zip(names, row[width:], strict=True):
@@ -199,7 +199,7 @@ def aggregate(
     return result
 
 
-def _fetch(conn: sqlite3.Connection, sql: str, params: dict[str, Any], kept_until: int | None) -> list[Any]:
+def kept_rows(conn: sqlite3.Connection, sql: str, params: dict[str, Any], kept_until: int | None) -> list[Any]:
     """A query's rows; for one over the past only (before ``kept_until``), kept between requests."""
     if kept_until is None:
         return conn.execute(sql, params).fetchall()
@@ -208,7 +208,7 @@ def _fetch(conn: sqlite3.Connection, sql: str, params: dict[str, Any], kept_unti
     )
 
 
-def _split_at(segments: list[list[Any]], frozen: int) -> tuple[list[list[Any]], list[list[Any]]]:
+def split_at(segments: list[list[Any]], frozen: int) -> tuple[list[list[Any]], list[list[Any]]]:
     """Segments (``[index, low, high]``, hour keys or timestamps) cut at ``frozen`` (today's
     start): before it, the past whose sums are kept."""
     past, recent = [], []
@@ -236,7 +236,7 @@ def _sum_sql(
     """The query that sums ``names`` per segment (and ``group_by``) from the rollup (``h``)
     or the rows themselves (``r``)."""
     params: dict[str, Any] = {"segments": json.dumps(segments)}
-    where = _filter_sql(alias, filters, params)
+    where = filter_sql(alias, filters, params)
     if alias == "r" and session_rows:
         where += " AND r.session_id IS NOT NULL"  # the calls the session rollup counts
     if sessions is not None:
@@ -289,6 +289,10 @@ def figures(sums: Sums | None) -> dict[str, Any]:
         "tool_fees_usd": round(float(s.get("tool_fees_usd", 0)), 10),
         "streaming_requests": int(s.get("streaming_requests", 0)),
         "avg_duration_ms": round(float(s["duration_ms"]) / timed, 1) if timed else None,
+        # streamed output over the time from the first token to the end (``rollup.GENERATING``)
+        "output_tokens_per_s": round(float(s["generated_output_tokens"]) * 1000 / float(s["generating_ms"]), 1)
+        if s.get("generating_ms")
+        else None,
     }
 
 
@@ -314,7 +318,7 @@ def _window_info(window: Window) -> dict[str, Any]:
     return {"since": _iso(window.since), "until": _iso(window.until), "tz": window.tz.key}
 
 
-def _read(conn: sqlite3.Connection) -> _Snapshot:
+def snapshot(conn: sqlite3.Connection) -> _Snapshot:
     return _Snapshot(conn)
 
 
@@ -341,7 +345,7 @@ class _Snapshot:
 
 def summary(db: Connectable, filters: Filters) -> dict[str, Any]:
     """``/stats/summary``: totals, and the same figures per provider and per client."""
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("provider", "client"))
     total: Sums = {}
     for sums in rows.values():
@@ -364,32 +368,32 @@ def summary(db: Connectable, filters: Filters) -> dict[str, Any]:
 
 
 def by_model(db: Connectable, filters: Filters) -> dict[str, Any]:
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("provider", "model"))
     return {"models": _grouped(rows, [1, 2], ["provider", "model"]), "window": _window_info(filters.window)}
 
 
 def by_client(db: Connectable, filters: Filters) -> dict[str, Any]:
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("client",))
     return {"clients": _grouped(rows, [1], ["client"]), "window": _window_info(filters.window)}
 
 
 def by_provider(db: Connectable, filters: Filters) -> dict[str, Any]:
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("provider",))
     return {"providers": _grouped(rows, [1], ["provider"]), "window": _window_info(filters.window)}
 
 
 def by_project(db: Connectable, filters: Filters) -> dict[str, Any]:
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("project",))
     return {"projects": _grouped(rows, [1], ["project"]), "window": _window_info(filters.window)}
 
 
 def by_key(db: Connectable, filters: Filters, labels: dict[str, str]) -> dict[str, Any]:
     """Per key fingerprint, with the label the user gave it (``llm_usage_key_labels``)."""
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         rows = aggregate(conn, filters, [(filters.window.since, filters.window.until)], ("key_id",))
     keys = _grouped(rows, [1], ["key_id"])
     for key in keys:
@@ -409,7 +413,7 @@ def by_session(db: Connectable, filters: Filters, page: Page) -> dict[str, Any]:
     sessions alone from the rollup again -- so a year of sessions costs about what a page does."""
     window = filters.window
     end = page.offset + page.limit
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         latest = _latest_hours(conn, filters)
         ranked = sorted(latest, key=lambda k: (latest[k], k), reverse=True)
         cut = latest[ranked[end - 1]] if len(ranked) >= end else None
@@ -461,16 +465,16 @@ def upstream_429s(db: Connectable, filters: Filters) -> dict[str, Any]:
     window, per provider and key."""
     window = filters.window
     params: dict[str, Any] = {
-        "low": _OPEN_LOW if window.since is None else timestamp_key(window.since),
-        "high": _OPEN_HIGH if window.until is None else timestamp_key(window.until),
+        "low": OPEN_LOW if window.since is None else timestamp_key(window.since),
+        "high": OPEN_HIGH if window.until is None else timestamp_key(window.until),
     }
     sql = (
         "SELECT r.provider, r.key_id, count(*), max(r.timestamp) FROM requests AS r "
         "WHERE r.timestamp >= :low AND r.timestamp < :high AND r.status_code = 429 "
-        f"AND coalesce(r.error, '') NOT LIKE 'llm-usage budget %'{_filter_sql('r', filters, params)} "
+        f"AND coalesce(r.error, '') NOT LIKE 'llm-usage budget %'{filter_sql('r', filters, params)} "
         "GROUP BY r.provider, r.key_id ORDER BY count(*) DESC"
     )
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         rows = conn.execute(sql, params).fetchall()
     counts = [{"provider": p, "key_id": k, "upstream_429s": n, "last": _shown_time(t)} for p, k, n, t in rows]
     return {"upstream_429s": counts, "window": _window_info(window)}
@@ -495,12 +499,12 @@ def _latest_hours(conn: sqlite3.Connection, filters: Filters) -> dict[str, int]:
     raw: list[tuple[Any, Any]] = []
     for kind, low, high in _split_hours(window.since, window.until):
         (hours if kind == "hours" else raw).append((low, high))
-    if not _has_table(conn, rollup.SESSIONS.table):
-        hours, raw = [], [(_OPEN_LOW if window.since is None else timestamp_key(window.since),
-                           _OPEN_HIGH if window.until is None else timestamp_key(window.until))]  # fmt: skip
+    if not has_table(conn, rollup.SESSIONS.table):
+        hours, raw = [], [(OPEN_LOW if window.since is None else timestamp_key(window.since),
+                           OPEN_HIGH if window.until is None else timestamp_key(window.until))]  # fmt: skip
     latest: dict[str, int] = {}
     frozen = today_start()
-    past, recent = _split_at([[0, low, high] for low, high in hours], frozen)
+    past, recent = split_at([[0, low, high] for low, high in hours], frozen)
     for segments, kept_until in ((past, frozen), (recent, None)):
         for _, low, high in segments:
             params: dict[str, Any] = {"low": low, "high": high}
@@ -508,16 +512,16 @@ def _latest_hours(conn: sqlite3.Connection, filters: Filters) -> dict[str, int]:
             sql = (
                 f"SELECT h.session_id, max(h.hour) FROM {rollup.SESSIONS.table} AS h "
                 f"INDEXED BY {rollup.SESSIONS.table}_by_session_id "
-                f"WHERE h.hour >= :low AND h.hour < :high{_filter_sql('h', filters, params)} GROUP BY h.session_id"
+                f"WHERE h.hour >= :low AND h.hour < :high{filter_sql('h', filters, params)} GROUP BY h.session_id"
             )
-            for session, hour in _fetch(conn, sql, params, kept_until):
+            for session, hour in kept_rows(conn, sql, params, kept_until):
                 latest[session] = max(latest.get(session, hour), hour)
     for low, high in raw:
         params = {"low": low, "high": high}
         sql = (
             "SELECT r.session_id, max(CAST(r.timestamp / 3600 AS INTEGER) * 3600) FROM requests AS r "
             "WHERE r.timestamp >= :low AND r.timestamp < :high AND r.session_id IS NOT NULL"
-            f"{_filter_sql('r', filters, params)} GROUP BY r.session_id"
+            f"{filter_sql('r', filters, params)} GROUP BY r.session_id"
         )
         for session, hour in conn.execute(sql, params):
             latest[session] = max(latest.get(session, hour), hour)
@@ -535,10 +539,10 @@ def _first_last(conn: sqlite3.Connection, filters: Filters, session: str) -> tup
     """A session's first and last call in the window (index ``(session_id, timestamp)``)."""
     window = filters.window
     params: dict[str, Any] = {
-        "low": _OPEN_LOW if window.since is None else timestamp_key(window.since),
-        "high": _OPEN_HIGH if window.until is None else timestamp_key(window.until),
+        "low": OPEN_LOW if window.since is None else timestamp_key(window.since),
+        "high": OPEN_HIGH if window.until is None else timestamp_key(window.until),
     }
-    where = _filter_sql("r", filters.with_session(session), params)
+    where = filter_sql("r", filters.with_session(session), params)
     sql = f"FROM requests AS r WHERE r.timestamp >= :low AND r.timestamp < :high{where}"
     first = conn.execute(f"SELECT min(r.timestamp) {sql}", params).fetchone()[0]
     last = conn.execute(f"SELECT max(r.timestamp) {sql}", params).fetchone()[0]
@@ -550,10 +554,10 @@ def export_rows(conn: sqlite3.Connection, filters: Filters) -> Iterator[tuple[An
     it is written out (a cursor, never a list)."""
     window = filters.window
     params: dict[str, Any] = {
-        "since": _OPEN_LOW if window.since is None else timestamp_key(window.since),
-        "until": _OPEN_HIGH if window.until is None else timestamp_key(window.until),
+        "since": OPEN_LOW if window.since is None else timestamp_key(window.since),
+        "until": OPEN_HIGH if window.until is None else timestamp_key(window.until),
     }
-    where = _filter_sql("r", filters, params)
+    where = filter_sql("r", filters, params)
     sql = (
         f"SELECT {', '.join('r.' + c for c in REQUEST_COLUMNS)} FROM requests AS r "
         f"WHERE r.timestamp >= :since AND r.timestamp < :until{where} ORDER BY r.timestamp, r.id"
@@ -565,12 +569,12 @@ def recent_requests(db: Connectable, filters: Filters, page: Page) -> dict[str, 
     """``/stats/requests``: one page of rows, newest first, and how many match in all."""
     window = filters.window
     params: dict[str, Any] = {
-        "since": _OPEN_LOW if window.since is None else timestamp_key(window.since),
-        "until": _OPEN_HIGH if window.until is None else timestamp_key(window.until),
+        "since": OPEN_LOW if window.since is None else timestamp_key(window.since),
+        "until": OPEN_HIGH if window.until is None else timestamp_key(window.until),
         "limit": page.limit,
         "offset": page.offset,
     }
-    where = _filter_sql("r", filters, params)
+    where = filter_sql("r", filters, params)
     if page.status is not None:
         where += f" AND {_STATUS_WHERE[page.status]}"
     sql = (
@@ -578,7 +582,7 @@ def recent_requests(db: Connectable, filters: Filters, page: Page) -> dict[str, 
         f"WHERE r.timestamp >= :since AND r.timestamp < :until{where} "
         "ORDER BY r.timestamp DESC, r.id DESC LIMIT :limit OFFSET :offset"
     )
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         cursor = conn.execute(sql, params)
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor]
@@ -608,7 +612,12 @@ def _shown_time(value: Any) -> Any:
     return value
 
 
-BUCKET_SPAN = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1), "month": timedelta(days=31)}
+BUCKET_SPAN = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=31),
+}
 """Each bucket's longest length: how far to look back for the one holding a moment."""
 
 
@@ -658,7 +667,7 @@ def timeseries(db: Connectable, filters: Filters, series: Series, now: datetime 
     empty ones included."""
     window = filters.window
     now = now or datetime.now(UTC)
-    with _read(_connection(db)) as conn:
+    with snapshot(connection(db)) as conn:
         first = window.since or _first_timestamp(conn)
         end = window.until or now
         points: list[dict[str, Any]] = []
@@ -692,5 +701,5 @@ def health(db: Connectable | None) -> dict[str, Any]:
     """``/healthz``: the proxy answers; and whether the database can be read (no figures)."""
     if db is None:
         return {"ok": True, "database": "not created yet"}
-    _connection(db).execute("SELECT 1 FROM requests LIMIT 1").fetchall()
+    connection(db).execute("SELECT 1 FROM requests LIMIT 1").fetchall()
     return {"ok": True, "database": "ok"}

@@ -230,7 +230,7 @@
       rows,
       (r) => JSON.stringify([r.provider, r.model]),
       (tr, r) => {
-        const [name, provider, requests, input, output, cached, avg, costTd] = tr.children;
+        const [name, provider, requests, input, output, cached, time, firstToken, speed, costTd] = tr.children;
         if (name.dataset.text !== String(r.model)) {
           nameCell(name, r.model, r.model !== null, "(model not reported)");
           name.dataset.text = String(r.model);
@@ -240,13 +240,16 @@
         setText(input, compact(r.input_tokens), int(r.input_tokens));
         setText(output, compact(r.output_tokens), int(r.output_tokens));
         setText(cached, compact(r.cache_read_tokens), int(r.cache_read_tokens));
-        setText(avg, duration(r.avg_duration_ms));
+        setText(time, r.duration_p50_ms === null ? "—" : `${duration(r.duration_p50_ms)} · ${duration(r.duration_p95_ms)}`,
+          r.avg_duration_ms === null ? "" : `average ${duration(r.avg_duration_ms)}`);
+        setText(firstToken, duration(r.ttft_p50_ms), r.ttft_p95_ms === null ? "" : `p95 ${duration(r.ttft_p95_ms)}`);
+        setText(speed, r.output_tokens_per_s === null ? "—" : int(Math.round(r.output_tokens_per_s)));
         costCell(costTd, r.cost_usd, (r.cost_usd || 0) / all, r.unpriced_requests);
         tr.classList.toggle("active", state.model !== "" && state.model === r.model && state.provider === r.provider);
       },
       (tr) => {
         tr.append(el("td", "name"), el("td", "muted"));
-        buildNumeric(tr, ["num", "num opt", "num opt", "num opt", "num opt", "num share"]);
+        buildNumeric(tr, ["num", "num opt", "num opt", "num opt", "num opt", "num opt", "num opt", "num share"]);
       }
     );
   }
@@ -462,7 +465,7 @@
         usd: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] },
       },
       series: [
-        { value: (u, v) => (v === null ? "–" : fmt.format(new Date(v * 1000))) },
+        { value: (u, v) => (v === null ? "—" : fmt.format(new Date(v * 1000))) },
         {
           label: "Tokens",
           scale: "tokens",
@@ -471,7 +474,7 @@
           width: 1,
           paths: uPlot.paths.bars({ size: [0.72, 48], gap: 1 }),
           points: { show: false },
-          value: (u, v) => (v === null ? "–" : compact(v)),
+          value: (u, v) => (v === null ? "—" : compact(v)),
         },
         {
           label: "Cost",
@@ -479,7 +482,7 @@
           stroke: costColor,
           width: 2,
           points: { show: false },
-          value: (u, v) => (v === null ? "–" : cost(v)),
+          value: (u, v) => (v === null ? "—" : cost(v)),
         },
       ],
       axes: [
