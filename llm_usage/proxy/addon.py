@@ -46,7 +46,6 @@ class LlmUsage:
         self.capture = Capture(self.submit, self._refuse_on_socket)
         self._announce: Callable[[http.HTTPFlow], object] | None = None
         # The per-flow hooks that need nothing more are the capture's own.
-        self.responseheaders = self.capture.responseheaders
         self.response = self.capture.response
         self.error = self.capture.error
         self.websocket_message = self.capture.websocket_message
@@ -117,6 +116,11 @@ class LlmUsage:
         if call is not None:
             self.capture.begin(flow, call)
         return None
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """A call's stream is teed (``capture.py``); an export is streamed (``web/exports.py``)."""
+        self.capture.responseheaders(flow)
+        self.web.responseheaders(flow)
 
     def submit(self, record: CallRecord, flow: http.HTTPFlow) -> None:
         """Hand a finished call to the writer, which builds its row (prices as of now)."""

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from . import queries, timing
+from .exports import EXPORT_PARAMS
 from .params import FILTER_PARAMS, PAGE_PARAMS, SERIES_PARAMS, Filters, parse_filters, parse_page, parse_series
 
 Query = Callable[[sqlite3.Connection], dict[str, Any]]
@@ -136,7 +137,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     )
 }
 
-OTHER_PAGES = {"/dashboard": "the dashboard", "/healthz": "is the proxy up, can it read the database"}
+OTHER_PAGES: dict[str, tuple[str, frozenset[str]]] = {
+    "/stats/export": ("every call as CSV or JSON lines, streamed", EXPORT_PARAMS),
+    "/metrics": ("Prometheus text format: the all-time counters and this process's histograms", frozenset()),
+    "/dashboard": ("the dashboard", frozenset()),
+    "/healthz": ("is the proxy up, can it read the database", frozenset()),
+}
 
 
 def index() -> dict[str, Any]:
@@ -144,5 +150,5 @@ def index() -> dict[str, Any]:
     return {
         "endpoints": [e.path for e in ENDPOINTS.values()] + list(OTHER_PAGES),
         "pages": [{"path": e.path, "about": e.about, "params": sorted(e.params)} for e in ENDPOINTS.values()]
-        + [{"path": path, "about": about, "params": []} for path, about in OTHER_PAGES.items()],
+        + [{"path": path, "about": about, "params": sorted(params)} for path, (about, params) in OTHER_PAGES.items()],
     }

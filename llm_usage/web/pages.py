@@ -29,6 +29,7 @@ from ..config.providers import RESERVED_SLUGS
 from . import queries
 from .access import authorized, login_cookie, take_credentials
 from .endpoints import ENDPOINTS, Context, index
+from .exports import SECRET_HEADER, ExportServer, parse_export
 from .hosts import ALLOWED_HOSTS_OPTION, allowed_hosts, host_name
 from .metrics import CallHistograms, render
 from .params import ParamError, single_values
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 TOKEN_OPTION = "llm_usage_stats_token"
 WEB_KEY = "llm_usage.web"
 """``flow.metadata`` key (a plain ``True``) marking a flow the proxy answered itself."""
+EXPORT_KEY = "llm_usage.export"
+"""``flow.metadata`` key marking a ``/stats/export`` sent on to the export server, whose
+response is streamed (``WebUI.responseheaders``)."""
 STATIC = Path(__file__).resolve().parent / "static"
 REFRESH_SECONDS = 30
 CONTENT_TYPES = {
@@ -63,6 +67,7 @@ ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^/stats/(?P<endpoint>{'|'.join(map(re.escape, ENDPOINTS))})/?$"), "api"),
     (re.compile(r"^/dashboard/?$"), "dashboard"),
     (re.compile(r"^/metrics/?$"), "metrics"),
+    (re.compile(r"^/stats/export/?$"), "export"),
     (re.compile(r"^/dashboard/static/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,80})$"), "static"),
 ]
 
@@ -111,6 +116,8 @@ class WebUI:
         """Duration and time to first token of this process's calls (``/metrics``)."""
         self.budgets: Callable[[], dict[str, Any]] = dict
         """The budgets' state and recent alerts (``/stats/budgets``), ``{}`` without budgets."""
+        self.exports = ExportServer(lambda: ctx.options.llm_usage_db)
+        """Where ``/stats/export`` is streamed from (``exports.py``)."""
         self.static_files = self._load_static()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
@@ -152,6 +159,7 @@ class WebUI:
 
     def done(self) -> None:
         self.reader.close()
+        self.exports.close()
 
     # ------------------------------------------------------------ the hook
 
@@ -170,15 +178,22 @@ class WebUI:
         flow.metadata[WEB_KEY] = True
         return self._respond(flow, path, query)
 
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """An export's rows pass through as they come, never held whole."""
+        if flow.response is not None and flow.metadata.get(EXPORT_KEY):
+            flow.response.stream = True
+
     async def _respond(self, flow: http.HTTPFlow, path: str, query: str) -> None:
         try:
             reply = await self._answer(flow, path, query)
         except Exception:  # a reserved path must never fall through to the router
             logger.exception("llm-usage: %s failed", path)
             reply = json_reply(500, {"error": "internal error; see the proxy's log"})
-        flow.response = http.Response.make(reply.status, reply.body, reply.headers)
+        if reply is not None:
+            flow.response = http.Response.make(reply.status, reply.body, reply.headers)
 
-    async def _answer(self, flow: http.HTTPFlow, path: str, query: str) -> Reply:
+    async def _answer(self, flow: http.HTTPFlow, path: str, query: str) -> Reply | None:
+        """The reply, or None for an export sent on to the export server."""
         if host_name(flow.request.host_header or "") not in self.hosts:
             hint = f"add it with --set {ALLOWED_HOSTS_OPTION}=<name>"
             return json_reply(403, {"error": f"this Host is not one the proxy answers for; {hint}"})
@@ -202,6 +217,8 @@ class WebUI:
                 return self._login_redirect()
             if name == "api":
                 return await self.api(match["endpoint"], pairs)
+            if name == "export":
+                return self.export(flow, pairs)
             return await getattr(self, name)()
         return json_reply(404, {"error": f"no such page: {path[:100]}", "endpoints": index()["endpoints"]})
 
@@ -243,6 +260,25 @@ class WebUI:
             logger.error("llm-usage: /metrics cannot read the database: %s", exc)
             return json_reply(503, {"error": "the database cannot be read right now; see the proxy's log"})
         return Reply(200, body, {"content-type": CONTENT_TYPE_LATEST, "cache-control": "no-store"})
+
+    def export(self, flow: http.HTTPFlow, pairs: list[tuple[str, str]]) -> Reply | None:
+        """``/stats/export``: checked here (a 400 names a bad parameter), then sent on to the
+        loopback export server with only its secret, and streamed back (``exports.py``)."""
+        try:
+            form, values = parse_export(pairs, datetime.now(UTC))
+        except ParamError as exc:
+            return json_reply(400, {"error": str(exc)})
+        if "key" in values:  # a key by its label, as in the other endpoints
+            by_label = {label: key_id for key_id, label in self.key_labels().items()}
+            values["key"] = by_label.get(values["key"], values["key"])
+        host, port = self.exports.address
+        secret = self.exports.secret.encode()
+        request = flow.request
+        request.scheme, request.host, request.port = "http", host, port
+        request.path = "/export?" + urlencode({"format": form, **values})
+        request.headers = http.Headers([(b"host", f"{host}:{port}".encode()), (SECRET_HEADER.encode(), secret)])
+        flow.metadata[EXPORT_KEY] = True
+        return None
 
     async def stats_index(self) -> Reply:
         return json_reply(200, index())

@@ -1,0 +1,77 @@
+"""``/stats/export`` through a real ``mitmdump``: the same bytes as ``python -m llm_usage
+export``, behind the token, parameters checked, streamed from the loopback export server
+that answers no one without the proxy's secret."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from llm_usage.commands import main
+from llm_usage.web.exports import SECRET_HEADER, ExportServer
+from llm_usage.web.queries import REQUEST_COLUMNS
+from tests.support.gen_db import generate
+from tests.support.harness import Proxy
+
+TOKEN = "s3cret-export"
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("export-http") / "usage.db"
+    generate(path, rows=3000, seed=21)
+    return path
+
+
+def test_export_over_http_is_the_commands_output_streamed(db_path: Path, tmp_path: Path, capsys: Any) -> None:
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_stats_token={TOKEN}"], db_path=db_path)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        url = f"{proxy.url}/stats/export"
+        assert httpx.get(url, params={"format": "csv"}).status_code == 401
+        bad = httpx.get(url, params={"format": "xml"}, headers=auth)
+        assert bad.status_code == 400 and bad.json()["error"].startswith("format:")
+        bad = httpx.get(url, params={"days": "lots"}, headers=auth)
+        assert bad.status_code == 400 and bad.json()["error"].startswith("days:")
+        bad = httpx.get(url, params={"limit": "5"}, headers=auth)
+        assert bad.status_code == 400 and "'limit': unknown parameter" in bad.json()["error"]
+
+        for form, params in (("csv", {"days": "3660"}), ("jsonl", {"provider": "anthropic", "since": "2026-01-01"})):
+            with httpx.stream("GET", url, params={"format": form, **params}, headers=auth, timeout=60) as response:
+                assert response.status_code == 200
+                assert response.headers["transfer-encoding"] == "chunked"  # streamed, no length known up front
+                assert response.headers["content-disposition"].endswith(f'.{form}"')
+                assert "server" not in response.headers or "Python" not in response.headers["server"]
+                body = b"".join(response.iter_bytes())
+            options = [f"--{name}={value}" for name, value in params.items()]
+            assert main(["--db", str(db_path), "export", "--format", form, *options]) == 0
+            assert body.decode() == capsys.readouterr().out, form
+            if form == "jsonl":
+                lines = [json.loads(line) for line in body.splitlines()]
+                assert lines and all(
+                    tuple(line) == REQUEST_COLUMNS and line["provider"] == "anthropic" for line in lines
+                )
+            else:
+                assert body.startswith(",".join(REQUEST_COLUMNS).encode() + b"\r\n") and body.count(b"\r\n") == 3001
+        head = httpx.head(url, headers=auth)
+        assert head.status_code == 200 and head.content == b""
+        assert TOKEN not in proxy.output()
+    finally:
+        proxy.stop()
+
+
+def test_the_export_server_answers_only_the_proxy(tmp_path: Path) -> None:
+    server = ExportServer(lambda: str(tmp_path / "none.db"))
+    host, port = server.address
+    try:
+        base = f"http://{host}:{port}/export?format=csv"
+        assert httpx.get(base).status_code == 403
+        assert httpx.get(base, headers={SECRET_HEADER: "guess"}).status_code == 403
+        empty = httpx.get(base, headers={SECRET_HEADER: server.secret})
+        assert empty.status_code == 200 and empty.text.strip() == ",".join(REQUEST_COLUMNS)  # no database yet
+    finally:
+        server.close()
