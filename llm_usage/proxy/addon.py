@@ -103,6 +103,7 @@ class LlmUsage:
         self.capture.close()  # calls still under way get their rows before the writer closes
         self.settings.stop_price_updates()
         self.settings.close_writer()  # every row handed over is written before mitmproxy exits
+        self.settings.close_otlp()  # then the last metrics and spans, within a few seconds
         if self.settings.alerts is not None:
             self.settings.alerts.close()  # a webhook still being posted gets its moment
 
@@ -135,6 +136,9 @@ class LlmUsage:
         a socket's flow gets one line per call, in order)."""
         row, line = account(record, pricer)
         self.web.histograms.note(row)  # type: ignore[arg-type]
+        otlp = self.settings.otlp
+        if otlp is not None:
+            otlp.note(row)
         if record.response_headers:
             self.limits.note(record.provider.slug, record.key_id, record.response_headers, record.ended_at)
         budgets = self.settings.budgets

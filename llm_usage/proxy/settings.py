@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Set
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genai_prices import UpdatePrices
 from mitmproxy import ctx, exceptions
@@ -31,7 +33,11 @@ from ..config.prices import check_price_scopes, load_price_tables
 from ..config.providers import Provider, load_providers
 from ..store.schema import open_database
 from ..store.writer import RowWriter
+from ..telemetry.semconv import parse_endpoint
 from .call_lines import CallLineLog
+
+if TYPE_CHECKING:  # the SDK is imported only when an endpoint is set
+    from ..telemetry.otlp import OtlpExport
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,8 @@ SEED_PRICING = "pricing.json"
 OLLAMA_OPTION = "llm_usage_ollama_base_url"
 KEY_LABELS_OPTION = "llm_usage_key_labels"
 BUDGETS_OPTION = "llm_usage_budgets"
+OTLP_ENDPOINT_OPTION = "llm_usage_otlp_endpoint"
+OTLP_SPANS_OPTION = "llm_usage_otlp_spans"
 
 
 class Settings:
@@ -64,6 +72,10 @@ class Settings:
         """The database's salt for key fingerprints (``accounting/keys.py``); None while
         it could not be read (a database locked at start): calls then get no ``key_id``."""
         self.call_lines = CallLineLog()
+        self.otlp: OtlpExport | None = None
+        """Each row as OpenTelemetry metrics (and spans) to a collector; None unless
+        ``llm_usage_otlp_endpoint`` is set (``telemetry/otlp.py``)."""
+        self._otlp_endpoint = ""
         self._running = False
         self._refused = False
         self._price_updates: UpdatePrices | None = None
@@ -110,6 +122,20 @@ class Settings:
             "YAML file of 'label: key fingerprint' lines naming API keys in the stats "
             "(a key's fingerprint: python -m llm_usage key-id).",
         )
+        loader.add_option(
+            OTLP_ENDPOINT_OPTION,
+            str,
+            "",
+            "OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318; /v1/metrics and /v1/traces are appended) "
+            "to export each call to as OpenTelemetry GenAI metrics. Headers for its auth: env "
+            "OTEL_EXPORTER_OTLP_HEADERS. Empty: nothing is exported.",
+        )
+        loader.add_option(
+            OTLP_SPANS_OPTION,
+            bool,
+            False,
+            "With llm_usage_otlp_endpoint, also export one span per call (GenAI semantic conventions).",
+        )
 
     def configure(self, updated: Set[str]) -> None:
         if "connection_strategy" in updated and ctx.options.connection_strategy == "eager":
@@ -143,6 +169,47 @@ class Settings:
             self._open_writer(ctx.options.llm_usage_db)
         if updated & {BUDGETS_OPTION, KEY_LABELS_OPTION, DB_OPTION} and not self._refused:
             self._load_budgets()
+        if updated & {OTLP_ENDPOINT_OPTION, OTLP_SPANS_OPTION}:
+            self._configure_otlp()
+
+    def _configure_otlp(self) -> None:
+        """Check the endpoint (and that the SDK is installed) now; the exporter itself starts
+        in ``running`` -- its threads have nothing to send before -- or is replaced here when
+        the options change while running."""
+        value = ctx.options.llm_usage_otlp_endpoint
+        try:
+            endpoint = parse_endpoint(value) if value else ""
+            if endpoint:
+                from ..telemetry import otlp  # noqa: F401 - the SDK, loaded only when wanted
+        except ValueError as exc:
+            self._reject(f"{OTLP_ENDPOINT_OPTION}: {exc}")
+            return
+        except ImportError as exc:
+            self._reject(f"{OTLP_ENDPOINT_OPTION}: needs the OpenTelemetry SDK (pip install -r requirements.txt): "
+                         f"{exc}")  # fmt: skip
+            return
+        self._otlp_endpoint = endpoint
+        current = self.otlp
+        if not self._running or (current is not None and (current.endpoint, current.spans) == self._otlp_wanted()):
+            return  # e.g. mitmproxy rolling back another option: the exporter stays as it is
+        self.otlp = None
+        if current is not None:  # its last export must not hold up the event loop
+            threading.Thread(target=current.close, daemon=True, name="llm-usage-otlp-close").start()
+        self._start_otlp()
+
+    def _otlp_wanted(self) -> tuple[str, bool]:
+        return self._otlp_endpoint, bool(ctx.options.llm_usage_otlp_spans)
+
+    def _start_otlp(self) -> None:
+        endpoint, spans = self._otlp_wanted()
+        if not endpoint or self._refused:
+            return
+        from ..telemetry.otlp import OtlpExport
+
+        self.otlp = OtlpExport(endpoint, spans=spans)
+        logger.info(
+            "llm-usage: exporting each call to %s as OpenTelemetry metrics%s", endpoint, " and spans" if spans else ""
+        )
 
     def _load_prices(self, announce: bool) -> None:
         pricing_file = ctx.options.llm_usage_pricing
@@ -245,6 +312,7 @@ class Settings:
             self._price_updates = UpdatePrices()
             self._price_updates.start(wait=False)
             logger.info("llm-usage: genai-prices' data is refreshed hourly in the background")
+        self._start_otlp()
         host = ctx.options.listen_host or "localhost"
         if host in ("0.0.0.0", "::"):
             host = "localhost"
@@ -260,6 +328,12 @@ class Settings:
         updates, self._price_updates = self._price_updates, None
         if updates is not None:
             updates.stop()
+
+    def close_otlp(self) -> None:
+        """Export what is left, within a few seconds whatever the collector does."""
+        otlp, self.otlp = self.otlp, None
+        if otlp is not None:
+            otlp.close()
 
     def close_writer(self) -> None:
         writer, self.writer = self.writer, None
