@@ -145,7 +145,7 @@ def test_summary_shape_and_figures(open_ui: Harness) -> None:
     ("path", "name"),
     [("/stats/summary?days=0", "days"), ("/stats/requests?limit=100000", "limit"),
      ("/stats/by-model?bogus=1", "'bogus'"), ("/stats/timeseries?tz=Nowhere/Land", "tz"),
-     ("/stats/timeseries?bucket=month", "bucket"),
+     ("/stats/timeseries?bucket=fortnight", "bucket"),
      ("/stats/requests?offset=-5", "offset"), ("/stats/summary?since=2026-13-40", "since")],
 )  # fmt: skip
 def test_bad_parameters_get_400_naming_them(open_ui: Harness, path: str, name: str) -> None:
