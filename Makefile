@@ -9,10 +9,17 @@ dotenv     = $(shell sed -n 's/^[[:space:]]*$(1)[[:space:]]*=[[:space:]]*["'"'"'
 PORT      ?= $(or $(PROXY_PORT),$(call dotenv,PROXY_PORT),8080)
 HOST      ?= $(or $(PROXY_HOST),$(call dotenv,PROXY_HOST),0.0.0.0)
 ARGS      ?=
+# The HTTPS_PROXY listener (a regular proxy for tools whose base URL cannot be changed):
+# on by default, on loopback only (it would otherwise relay CONNECTs for the whole LAN);
+# `make run CAPTURE=0` leaves it out.
+CAPTURE      ?= 1
+CAPTURE_PORT ?= $(or $(PROXY_CAPTURE_PORT),$(call dotenv,PROXY_CAPTURE_PORT),8081)
+CAPTURE_HOST ?= 127.0.0.1
+CAPTURE_MODE  = $(if $(filter 0,$(CAPTURE)),,--mode regular@$(CAPTURE_HOST):$(CAPTURE_PORT))
 STAMP_RUN := $(VENV)/.installed-runtime
 STAMP_TEST:= $(VENV)/.installed-test
 
-.PHONY: run test report lint bench bench-stats clients-check venv browser wrk clean
+.PHONY: run ca test report lint bench bench-stats clients-check venv browser wrk clean
 
 $(PY):
 	@interp=$$(sh tools/find-python.sh) || exit 1; \
@@ -37,8 +44,12 @@ venv: $(STAMP_RUN)
 # start-up summary (proxy, dashboard, database) and every warning are still printed.
 run: $(STAMP_RUN)
 	@echo "llm-usage: starting on port $(PORT) (dashboard: http://localhost:$(PORT)/dashboard)"
-	exec $(VENV)/bin/mitmdump -s addon.py --mode reverse:http://127.0.0.1:9 \
+	exec $(VENV)/bin/mitmdump -s addon.py --mode reverse:http://127.0.0.1:9 $(CAPTURE_MODE) \
 		--listen-host $(HOST) -p $(PORT) --set flow_detail=0 --set termlog_verbosity=warn $(ARGS)
+
+# Where mitmproxy's CA is (made if absent) and the environment lines for HTTPS_PROXY capture.
+ca: $(STAMP_RUN)
+	@$(PY) -m llm_usage ca --host $(CAPTURE_HOST) --port $(CAPTURE_PORT)
 
 # The spend per day in the terminal; any view or filter: make report ARGS="sessions --days 7"
 report: $(STAMP_RUN)

@@ -18,6 +18,7 @@ from mitmproxy import io as mitmio
 from mitmproxy.test import tflow, tutils
 
 from llm_usage.proxy.addon import LlmUsage
+from tests.support.flows import tflow_reverse
 
 Addon = tuple[LlmUsage, Any]
 
@@ -28,7 +29,7 @@ def _flow(path: str, body: dict[str, object] | bytes, headers: dict[str, str] | 
     request.headers["content-type"] = "application/json"
     for key, value in (headers or {}).items():
         request.headers[key] = value
-    return tflow.tflow(req=request)
+    return tflow_reverse(req=request)
 
 
 def _response(body: bytes | dict[str, object], content_type: str = "application/json", status: int = 200):  # type: ignore[no-untyped-def]

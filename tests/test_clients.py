@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mitmproxy.test import tflow, tutils
+from mitmproxy.test import tutils
 
 from llm_usage.parsers import wire_format
 from llm_usage.proxy.addon import LlmUsage
 from llm_usage.proxy.clients import client_family
 from llm_usage.proxy.routing import parse_route
+from tests.support.flows import tflow_reverse
 from tests.support.harness import OWN_FIXTURES
 from tests.test_addon import exchange, rows
 from tests.test_sockets import open_socket, send
@@ -99,13 +100,13 @@ def test_captured_requests_through_the_addon(addon: Addon, capture: Path) -> Non
         for name, value in headers.items():
             req.headers[name] = value
         if request["method"] == "HEAD":
-            exchange(proxy, tctx, tflow.tflow(req=req), tutils.tresp(status_code=404, content=b""))
+            exchange(proxy, tctx, tflow_reverse(req=req), tutils.tresp(status_code=404, content=b""))
             expected.append((PRE_CONNECT, "http", "none"))
             continue
         route = parse_route(request["path"])
         response = tutils.tresp(content=json.dumps(_answer(route.path, model)).encode())
         response.headers["content-type"] = "application/json"
-        exchange(proxy, tctx, tflow.tflow(req=req), response)
+        exchange(proxy, tctx, tflow_reverse(req=req), response)
         expected.append((NAMED[capture.stem], "http", "complete"))
     assert rows(proxy, "client, transport, usage_status") == expected
     # a pre-connect's 404 is not an error

@@ -11,9 +11,9 @@ from typing import Any
 
 from mitmproxy import http, websocket
 from mitmproxy import io as mitmio
-from mitmproxy.test import tflow
 
 from llm_usage.proxy.addon import LlmUsage
+from tests.support.flows import twebsocketflow_reverse
 from tests.test_addon import request_hook, rows
 
 Addon = tuple[LlmUsage, Any]
@@ -28,7 +28,7 @@ CODEX = {
 def open_socket(
     proxy: LlmUsage, tctx: Any, path: str = "/openai/v1/responses", headers: dict[str, str] = CODEX
 ) -> http.HTTPFlow:
-    flow = tflow.twebsocketflow(messages=False)
+    flow = twebsocketflow_reverse(messages=False)
     flow.request.path = path
     flow.request.headers.update(headers)
     upgrade = flow.response
@@ -114,7 +114,7 @@ def test_a_socket_no_parser_reads_is_one_call(addon: Addon) -> None:
 
 def test_a_refused_upgrade_is_an_http_call(addon: Addon) -> None:
     proxy, tctx = addon
-    flow = tflow.twebsocketflow(messages=False)
+    flow = twebsocketflow_reverse(messages=False)
     flow.request.path = "/openai/v1/responses"
     flow.websocket = None
     refused = flow.response

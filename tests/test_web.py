@@ -19,7 +19,7 @@ from urllib.error import HTTPError
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from mitmproxy.test import taddons, tflow, tutils
+from mitmproxy.test import taddons, tutils
 
 from llm_usage.store.schema import open_database
 from llm_usage.web import pages as web
@@ -27,6 +27,7 @@ from llm_usage.web import queries as stats
 from llm_usage.web.access import SESSION_COOKIE, session_value
 from llm_usage.web.endpoints import ENDPOINTS
 from llm_usage.web.pages import WebUI
+from tests.support.flows import tflow_reverse
 from tests.support.harness import Proxy
 
 TOKEN = "s3cret-Tok3n"
@@ -37,7 +38,7 @@ def make_flow(path: str, method: str = "GET", headers: dict[str, str] | None = N
     request.headers["host"] = "localhost:8080"  # as a browser on this machine sends it
     for key, value in (headers or {}).items():
         request.headers[key] = value
-    return tflow.tflow(req=request)
+    return tflow_reverse(req=request)
 
 
 LOOP = asyncio.new_event_loop()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMANDS = {
     # name -> (module, what it does)
     "report": ("report", "spend per day, week, month, session, model or project, as a table (or --json)"),
+    "ca": ("ca", "where mitmproxy's CA is, and the environment lines for the HTTPS_PROXY listener"),
     "key-id": ("key_id", "print the fingerprint (key_id) of an API key you paste"),
     "export": ("export", "the calls as CSV or JSON lines (filters as in the stats API)"),
     "statusline": ("statusline", "one line for Claude Code's status bar: today's spend, this session's, the model"),

@@ -24,6 +24,7 @@ from ..accounting.record import CallRecord
 from ..accounting.row import Row
 from ..web.pages import WebUI
 from .capture import Capture
+from .https_proxy import TunnelOtherHosts, on_reverse_listener
 from .limits import RateLimitBoard
 from .routing import RoutedCall, Router, budget_message
 from .settings import Settings
@@ -43,6 +44,8 @@ class LlmUsage:
         """The latest rate-limit headers per provider and key (``/stats/limits``)."""
         self.web.limits = self.limits.snapshot
         self.router = Router(self.settings)
+        self.next_layer = TunnelOtherHosts(lambda: self.settings.provider_hosts).next_layer
+        """On the HTTPS_PROXY listener, only the providers' hosts are decrypted (``https_proxy.py``)."""
         self.capture = Capture(self.submit, self._refuse_on_socket)
         self._announce: Callable[[http.HTTPFlow], object] | None = None
         # The per-flow hooks that need nothing more are the capture's own.
@@ -110,9 +113,10 @@ class LlmUsage:
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         """The proxy's own pages answer reserved paths (mitmproxy awaits the reply);
         everything else is routed."""
-        reply = self.web.request(flow)
-        if reply is not None or flow.response is not None:
-            return reply
+        if on_reverse_listener(flow):  # on the HTTPS_PROXY listener, /stats is a provider's path
+            reply = self.web.request(flow)
+            if reply is not None or flow.response is not None:
+                return reply
         call = self.router.request(flow)
         if call is not None:
             self.capture.begin(flow, call)

@@ -37,6 +37,7 @@ from .attribution import HEADERS as ATTRIBUTION_HEADERS
 from .attribution import NOBODY, PROJECT_HEADER, Attribution, ProjectError, attribution, credential, project_name
 from .clients import CLIENT_HEADERS, client_family
 from .headers import header_values
+from .https_proxy import on_reverse_listener, provider_path
 from .include_usage import inject_include_usage
 from .refusals import error_response
 from .subscriptions import SUBSCRIPTION_HEADERS, refusal, subscription_of
@@ -212,8 +213,13 @@ class Router:
             return None
 
     def _route(self, flow: http.HTTPFlow) -> RoutedCall | None:
+        target: str | None = flow.request.path
+        if not on_reverse_listener(flow):  # the HTTPS_PROXY listener: by the host the request was sent to
+            target = provider_path(self.settings.provider_hosts, flow.request)
+        if target is None:
+            return None  # no provider's: passed on untouched, never recorded
         try:
-            route = parse_route(flow.request.path)
+            route = parse_route(target)
         except RouteError as exc:
             flow.response = json_response(400, {"error": f"refused: {exc}"})
             return None

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from genai_prices import UpdatePrices
 from mitmproxy import ctx, exceptions
+from mitmproxy.proxy import mode_specs
 
 from ..accounting.keys import database_salt
 from ..accounting.pricing import Pricer, warm_up_prices
@@ -35,6 +36,7 @@ from ..store.schema import open_database
 from ..store.writer import RowWriter
 from ..telemetry.semconv import parse_endpoint
 from .call_lines import CallLineLog
+from .https_proxy import ProviderHosts, provider_hosts
 
 if TYPE_CHECKING:  # the SDK is imported only when an endpoint is set
     from ..telemetry.otlp import OtlpExport
@@ -61,6 +63,8 @@ class Settings:
 
     def __init__(self) -> None:
         self.providers: dict[str, Provider] = {}
+        self.provider_hosts: ProviderHosts = {}
+        """What the HTTPS_PROXY listener decrypts and records (``https_proxy.py``)."""
         self.pricer = Pricer({}, {})
         self.writer: RowWriter | None = None
         self.key_labels: dict[str, str] = {}
@@ -154,6 +158,7 @@ class Settings:
                 self.providers = load_providers(
                     ctx.options.llm_usage_providers, {OLLAMA_OPTION: ctx.options.llm_usage_ollama_base_url}
                 )
+                self.provider_hosts = provider_hosts(self.providers)
             except ConfigError as exc:
                 self._reject(f"llm_usage_providers: {exc}")
         if updated & {PRICING_OPTION, PROVIDERS_OPTION, OLLAMA_OPTION}:
@@ -317,12 +322,18 @@ class Settings:
         if host in ("0.0.0.0", "::"):
             host = "localhost"
         port = ctx.options.listen_port or 8080
-        self.call_lines(
-            [
-                f"proxy on http://{host}:{port}/<provider>/... (providers: {', '.join(sorted(self.providers))})",
-                f"dashboard on http://{host}:{port}/dashboard, requests logged to {ctx.options.llm_usage_db}",
-            ]
-        )
+        lines = [
+            f"proxy on http://{host}:{port}/<provider>/... (providers: {', '.join(sorted(self.providers))})",
+            f"dashboard on http://{host}:{port}/dashboard, requests logged to {ctx.options.llm_usage_db}",
+        ]
+        for spec in ctx.options.mode:
+            mode = mode_specs.ProxyMode.parse(spec)
+            if isinstance(mode, mode_specs.RegularMode):
+                where = f"{mode.listen_host(ctx.options.listen_host) or 'localhost'}:{mode.listen_port(port)}"
+                hosts = ", ".join(sorted({h for h, _ in self.provider_hosts} - {"localhost", "127.0.0.1"}))
+                lines.append(f"HTTPS_PROXY=http://{where} records calls to {hosts}; every other host is "
+                             "tunnelled untouched (mitmproxy's CA and the environment lines: make ca)")  # fmt: skip
+        self.call_lines(lines)
 
     def stop_price_updates(self) -> None:
         updates, self._price_updates = self._price_updates, None

@@ -163,6 +163,65 @@ def runs(proxy: str) -> list[Run]:
     ]  # fmt: skip
 
 
+def https_proxy_runs() -> list[Run]:
+    """The clients sent through the HTTPS_PROXY listener by the environment alone (the lines
+    ``make ca`` prints, set by ``main``): no base URL anywhere, the providers' real hosts."""
+    codex_toml = 'check_for_update_on_startup = false\n[analytics]\nenabled = false\n'
+    continue_yaml = (
+        "name: llm-usage\nversion: 1.0.0\nschema: v1\nmodels:\n"
+        "  - name: proxy\n    provider: openai\n    model: gpt-4o-mini\n    apiKey: {key}\n    roles: [chat]\n"
+    )
+    opencode = {"$schema": "https://opencode.ai/config.json", "autoupdate": False, "share": "disabled",
+                "model": "openai/gpt-4o-mini", "provider": {"openai": {"options": {"apiKey": OPENAI_KEY}}}}
+    aider = ["aider", "--message", "say hi", "--yes", "--no-git", "--analytics-disable", "--no-check-update",
+             "--no-show-model-warnings", "--no-show-release-notes"]
+    return [
+        Run("claude-https-proxy", "@anthropic-ai/claude-code", ["claude", "--version"], ["claude", "-p", "say hi"],
+            "Claude Code", env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}),
+        Run("codex-https-proxy", "@openai/codex", ["codex", "--version"],
+            ["codex", "exec", "--skip-git-repo-check", "say hi"], "Codex CLI",
+            files={".codex/config.toml": codex_toml}, env={"CODEX_API_KEY": OPENAI_KEY}),
+        Run("cline-https-proxy", "cline", ["cline", "--version"], ["cline", "say hi"], "Vercel AI SDK",
+            setup=[["cline", "auth", "-p", "openai", "-k", OPENAI_KEY, "-m", "gpt-4o-mini"]]),
+        Run("opencode-https-proxy", "opencode-ai", ["opencode", "--version"], ["opencode", "run", "say hi"],
+            "opencode", files={".config/opencode/opencode.json": json.dumps(opencode)}),
+        Run("continue-https-proxy", "@continuedev/cli", ["cn", "--version"],
+            ["cn", "-p", "say hi", "--config", "{home}/.continue/config.yaml"], "OpenAI JS SDK",
+            files={".continue/config.yaml": continue_yaml.format(key=OPENAI_KEY)}),
+        Run("aider-https-proxy", "aider-chat", ["aider", "--version"],
+            [*aider, "--model", "openai/gpt-4o-mini", "--openai-api-key", OPENAI_KEY], "OpenAI Python SDK"),
+        Run("llm-https-proxy", "llm", ["llm", "--version"], ["llm", "-m", "gpt-4o-mini", "say hi"],
+            "OpenAI Python SDK", env={"OPENAI_API_KEY": OPENAI_KEY}),
+    ]  # fmt: skip
+
+
+def https_proxy_setup(workdir: Path) -> tuple[MockUpstream, Proxy, dict[str, str]]:
+    """The mock over TLS posing as api.openai.com and api.anthropic.com (a test CA, and the
+    test-only host map in the proxy: nothing reaches the internet), the proxy with both
+    listeners, and the environment ``make ca`` prints for its CA."""
+    from llm_usage.commands.ca import NO_PROXY, ensure_ca
+    from tests.support.harness import ROOT, free_port
+    from tests.support.tls import TestCA
+
+    test_ca = TestCA(workdir / "test-ca", "mock")
+    mock = MockUpstream().start_in_thread(test_ca.server_context("api.openai.com", "api.anthropic.com"))
+    confdir = workdir / "mitmproxy"
+    cert, bundle, _ = ensure_ca(confdir)
+    port = free_port()
+    hostmap = ",".join(f"{host}:443=127.0.0.1:{mock.port}" for host in ("api.openai.com", "api.anthropic.com"))
+    proxy = Proxy(workdir, [
+        "--mode", f"regular@127.0.0.1:{port}", "-s", str(ROOT / "tests" / "support" / "hostmap.py"),
+        "--set", f"hostmap={hostmap}", "--set", f"ssl_verify_upstream_trusted_ca={test_ca.cert_path}",
+        "--set", f"confdir={confdir}",
+    ])  # fmt: skip
+    env = {
+        "HTTPS_PROXY": f"http://127.0.0.1:{port}", "https_proxy": f"http://127.0.0.1:{port}",
+        "NO_PROXY": NO_PROXY, "no_proxy": NO_PROXY, "NODE_EXTRA_CA_CERTS": str(cert),
+        "SSL_CERT_FILE": str(bundle), "REQUESTS_CA_BUNDLE": str(bundle), "CODEX_CA_CERTIFICATE": str(bundle),
+    }  # fmt: skip
+    return mock, proxy, env
+
+
 # ------------------------------------------------------------------ installing
 
 
@@ -341,6 +400,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=[], help="run names (default: all)")
     parser.add_argument("--record", action="store_true", help="write tests/fixtures/clients/<run>.json")
     parser.add_argument("--no-install", action="store_true", help="use what --dir already has")
+    parser.add_argument("--https-proxy", action="store_true",
+                        help="through the HTTPS_PROXY listener, by the environment alone (no base URLs)")
     args = parser.parse_args()
     directory: Path = args.dir.resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -348,12 +409,17 @@ def main() -> int:
         base_env = search_path(directory)
     else:
         base_env = install(directory)
-    mock = MockUpstream().start_in_thread()
     workdir = Path(tempfile.mkdtemp(prefix="proxy-", dir=directory))
-    proxy = Proxy(workdir, ["--set", f"llm_usage_providers={providers_file(workdir, mock.url)}"])
+    if args.https_proxy:
+        mock, proxy, environment = https_proxy_setup(workdir)
+        base_env, chosen = {**base_env, **environment}, https_proxy_runs()
+    else:
+        mock = MockUpstream().start_in_thread()
+        proxy = Proxy(workdir, ["--set", f"llm_usage_providers={providers_file(workdir, mock.url)}"])
+        chosen = runs(proxy.url)
     results = []
     try:
-        for run in runs(proxy.url):
+        for run in chosen:
             if args.only and run.name not in args.only:
                 continue
             print(f"running {run.name} ...", flush=True)

@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import ssl
 import threading
 import zlib
 from pathlib import Path
@@ -139,19 +140,20 @@ class MockUpstream:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def start_async(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    async def start_async(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=tls)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
-    def start_in_thread(self) -> MockUpstream:
+    def start_in_thread(self, tls: ssl.SSLContext | None = None) -> MockUpstream:
+        """Serve on a free loopback port; over TLS with ``tls`` (posing as a provider's host)."""
         ready = threading.Event()
 
         def run() -> None:
             self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self.start_async())
+            self._loop.run_until_complete(self.start_async(tls=tls))
             ready.set()
             self._loop.run_forever()
 
@@ -411,10 +413,25 @@ class MockUpstream:
             },
         }
         self._bill(request, 1200, 64 + len(words))
-        events = [{"type": "response.created", "response": {**response, "status": "in_progress", "usage": None}}]
-        events += [{"type": "response.output_text.delta", "delta": word} for word in words]
-        events.append({"type": "response.output_item.done", "output_index": 0, "item": response["output"][0]})
-        events.append({"type": "response.completed", "response": response})
+        item = response["output"][0]
+        part = {"type": "output_text", "text": "", "annotations": []}
+        where = {"item_id": "msg_mock", "output_index": 0, "content_index": 0}
+        # the events as the API sends them (https://platform.openai.com/docs/api-reference/responses-streaming):
+        # a client such as the AI SDK looks up each delta's item and part by these ids
+        events = [
+            {"type": "response.created",
+             "response": {**response, "status": "in_progress", "output": [], "usage": None}},
+            {"type": "response.output_item.added", "output_index": 0,
+             "item": {**item, "status": "in_progress", "content": []}},
+            {"type": "response.content_part.added", **where, "part": part},
+        ]  # fmt: skip
+        events += [{"type": "response.output_text.delta", **where, "delta": word} for word in words]
+        events += [
+            {"type": "response.output_text.done", **where, "text": "".join(words)},
+            {"type": "response.content_part.done", **where, "part": {**part, "text": "".join(words)}},
+            {"type": "response.output_item.done", "output_index": 0, "item": item},
+            {"type": "response.completed", "response": response},
+        ]
         return events
 
     async def _openai_responses(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
