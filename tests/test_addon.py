@@ -373,6 +373,18 @@ def test_price_updates_are_opt_in_and_never_wait(tmp_path: Any, monkeypatch: pyt
     assert calls == ([("start", False), ("stop", None)] if enabled else [])
 
 
+@pytest.mark.parametrize("name", ["authorization", "x-api-key"])
+def test_a_subscription_login_behind_a_key_in_a_repeated_header_is_refused(addon: Addon, name: str) -> None:
+    """Two lines of the same header: the second (a subscription's login) must not slip past the first."""
+    proxy, tctx = addon
+    flow = _flow("/anthropic/v1/messages", {"model": "m"})
+    prefix = "Bearer " if name == "authorization" else ""
+    flow.request.headers.add(name, prefix + "sk-ant-api03-" + "k" * 300)
+    flow.request.headers.add(name, prefix + "sk-ant-oat01-abcdefghijklmnop")
+    request_hook(proxy, tctx, flow)
+    assert flow.response is not None and flow.response.status_code == 403
+
+
 @pytest.mark.parametrize(
     ("path", "headers", "error_path"),
     [

@@ -32,10 +32,11 @@ class Subscription:
 
 
 SUBSCRIPTIONS = (
+    # A repeated header reaches us joined with ", " (``headers.py``): every value is checked.
     Subscription(
-        b"authorization", re.compile(r"^\s*bearer\s+sk-ant-oat", re.IGNORECASE), "a Claude subscription's login"
+        b"authorization", re.compile(r"(?:^|,)\s*bearer\s+sk-ant-oat", re.IGNORECASE), "a Claude subscription's login"
     ),
-    Subscription(b"x-api-key", re.compile(r"^\s*sk-ant-oat", re.IGNORECASE), "a Claude subscription's login"),
+    Subscription(b"x-api-key", re.compile(r"(?:^|,)\s*sk-ant-oat", re.IGNORECASE), "a Claude subscription's login"),
     Subscription(b"anthropic-beta", re.compile(r"\boauth-\d{4}-\d{2}-\d{2}\b"), "a Claude subscription's login"),
     Subscription(b"chatgpt-account-id", re.compile(r"\S"), "a ChatGPT subscription's login"),
 )
@@ -46,7 +47,7 @@ def subscription_of(headers: dict[bytes, str]) -> str | None:
     """What kind of subscription credential the request carries, or None."""
     for sub in SUBSCRIPTIONS:
         value = headers.get(sub.header)
-        if value and sub.pattern.search(value[:256]):
+        if value and sub.pattern.search(value):
             return sub.what
     return None
 
