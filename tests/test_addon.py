@@ -365,7 +365,7 @@ def test_price_updates_are_opt_in_and_never_wait(tmp_path: Any, monkeypatch: pyt
     monkeypatch.setattr(settings_module, "UpdatePrices", Updater)
     proxy = LlmUsage()
     with taddons.context(proxy) as tctx:
-        options = {"llm_usage_db": str(tmp_path / "u.db")} | ({"llm_usage_update_prices": True} if enabled else {})
+        options = {"llm_usage_db": str(tmp_path / "u.db")} | ({"llm_usage_update_prices": "true"} if enabled else {})
         tctx.options.update(**options)
         proxy.configure(set(tctx.options.keys()))
         proxy.running()

@@ -12,7 +12,8 @@ import pytest
 from llm_usage.config.files import ConfigError, env_default, read_dotenv
 from llm_usage.config.prices import load_price_tables, parse_pricing
 from llm_usage.config.providers import build_providers, load_providers, merge_providers
-from tests.support.harness import MITMDUMP, ROOT, free_port
+from llm_usage.proxy.settings import switch
+from tests.support.harness import MITMDUMP, ROOT, free_port, mitmdump_command
 
 OLLAMA = {"llm_usage_ollama_base_url": "http://localhost:11434"}
 
@@ -198,3 +199,29 @@ def test_missing_requirements_are_named_not_a_traceback(tmp_path: Path) -> None:
     output = _start_failure(tmp_path, env={"PYTHONPATH": str(blocker.parent)})
     assert "missing Python package 'genai_prices'" in output and "requirements.txt" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "llm_usage_update_prices=maybe"], "llm_usage_update_prices: must be true or false, not 'maybe'"),
+        (
+            ["--set", "llm_usage_stats_tokn=abc"],
+            "llm_usage_stats_tokn: no such option (did you mean llm_usage_stats_token?)",
+        ),
+    ],
+)
+def test_a_mistyped_option_stops_the_proxy_naming_it(tmp_path: Path, args: list[str], message: str) -> None:
+    """mitmproxy would otherwise unload the addon over a bad yes/no value, or keep a misspelt
+    option aside, without a word: the proxy would run on recording nothing, or without its token."""
+    done = subprocess.run(
+        mitmdump_command(free_port(), "--set", f"llm_usage_db={tmp_path / 'u.db'}", *args),
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0 and message in done.stdout + done.stderr
+
+
+def test_yes_no_options_take_the_usual_spellings() -> None:
+    assert [switch(v) for v in ("true", "YES", "on", "1", "false", "no", "Off", "0", "")] == [True] * 4 + [False] * 5
+    with pytest.raises(ValueError, match="must be true or false"):
+        switch("maybe")

@@ -194,7 +194,7 @@ def test_export_is_off_by_default_and_the_sdk_is_not_loaded() -> None:
         "import sys; from mitmproxy.test import taddons; from llm_usage.proxy.addon import LlmUsage\n"
         "addon = LlmUsage()\n"
         "with taddons.context(addon) as tctx:\n"
-        "    assert tctx.options.llm_usage_otlp_endpoint == '' and tctx.options.llm_usage_otlp_spans is False\n"
+        "    assert tctx.options.llm_usage_otlp_endpoint == '' and tctx.options.llm_usage_otlp_spans == 'false'\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -210,7 +210,7 @@ def test_the_options_start_replace_and_stop_the_exporter(addon: Addon) -> None:
         tctx.configure(proxy, llm_usage_otlp_endpoint=receiver.url + "/")
         first = proxy.settings.otlp
         assert first is not None and (first.endpoint, first.spans) == (receiver.url, False)
-        tctx.configure(proxy, llm_usage_otlp_spans=True)
+        tctx.configure(proxy, llm_usage_otlp_spans="true")
         second = proxy.settings.otlp
         assert second is not None and second is not first and second.spans
         with pytest.raises(exceptions.OptionsError, match=r"^llm_usage_otlp_endpoint: must be an http"):

@@ -11,6 +11,7 @@ is read, which fails (or wastes a connection) when every request goes elsewhere.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sqlite3
 import threading
@@ -55,6 +56,23 @@ KEY_LABELS_OPTION = "llm_usage_key_labels"
 BUDGETS_OPTION = "llm_usage_budgets"
 OTLP_ENDPOINT_OPTION = "llm_usage_otlp_endpoint"
 OTLP_SPANS_OPTION = "llm_usage_otlp_spans"
+SWITCHES = frozenset({UPDATE_PRICES_OPTION, OTLP_SPANS_OPTION})
+"""The yes/no options. Declared as text and read here: mitmproxy parses a ``--set`` value for
+a script's option only once the script registered it, and a value its bool type rejects
+(``=1``, ``=yes``) then unloads the whole addon without a word -- the proxy would run on,
+recording nothing and refusing nothing."""
+_SWITCH_VALUES = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False,
+                  "0": False, "": False}  # fmt: skip
+
+
+def switch(value: object) -> bool:
+    """A yes/no option's value (``true``/``false``, ``yes``/``no``, ``on``/``off``, ``1``/``0``)."""
+    if isinstance(value, bool):
+        return value
+    try:
+        return _SWITCH_VALUES[str(value).strip().lower()]
+    except KeyError:
+        raise ValueError(f"must be true or false, not {str(value)[:40]!r}") from None
 
 
 class Settings:
@@ -63,6 +81,8 @@ class Settings:
 
     def __init__(self) -> None:
         self.providers: dict[str, Provider] = {}
+        self.switches: dict[str, bool] = dict.fromkeys(SWITCHES, False)
+        """The yes/no options' values (``switch``)."""
         self.provider_hosts: ProviderHosts = {}
         """What the HTTPS_PROXY listener decrypts and records (``https_proxy.py``)."""
         self.pricer = Pricer({}, {})
@@ -101,10 +121,10 @@ class Settings:
         )
         loader.add_option(
             UPDATE_PRICES_OPTION,
-            bool,
-            False,
-            "Refresh genai-prices' price data hourly, in the background, from its published file "
-            "(https://github.com/pydantic/genai-prices). Off: the proxy itself makes no request anywhere.",
+            str,
+            "false",
+            "true: refresh genai-prices' price data hourly, in the background, from its published file "
+            "(https://github.com/pydantic/genai-prices). false: the proxy itself makes no request anywhere.",
         )
         loader.add_option(
             OLLAMA_OPTION,
@@ -136,12 +156,18 @@ class Settings:
         )
         loader.add_option(
             OTLP_SPANS_OPTION,
-            bool,
-            False,
-            "With llm_usage_otlp_endpoint, also export one span per call (GenAI semantic conventions).",
+            str,
+            "false",
+            "true: with llm_usage_otlp_endpoint, also export one span per call (GenAI semantic conventions).",
         )
 
     def configure(self, updated: Set[str]) -> None:
+        self._refuse_unknown_options()
+        for name in updated & SWITCHES:
+            try:
+                self.switches[name] = switch(getattr(ctx.options, name))
+            except ValueError as exc:
+                self._reject(f"{name}: {exc}")
         if "connection_strategy" in updated and ctx.options.connection_strategy == "eager":
             ctx.options.connection_strategy = "lazy"
             logger.info(
@@ -203,7 +229,7 @@ class Settings:
         self._start_otlp()
 
     def _otlp_wanted(self) -> tuple[str, bool]:
-        return self._otlp_endpoint, bool(ctx.options.llm_usage_otlp_spans)
+        return self._otlp_endpoint, self.switches[OTLP_SPANS_OPTION]
 
     def _start_otlp(self) -> None:
         endpoint, spans = self._otlp_wanted()
@@ -297,6 +323,16 @@ class Settings:
             len(plan.budgets), path, blocking, plan.timezone.key, webhook,
         )  # fmt: skip
 
+    def _refuse_unknown_options(self) -> None:
+        """A misspelt ``--set llm_usage_...`` is kept aside by mitmproxy as an option of some
+        addon not loaded yet -- silently. Ours are all loaded by now, so it is a mistake (a
+        stats token that never took effect): refused, naming the closest option."""
+        ours = [name for name in ctx.options.keys() if name.startswith("llm_usage_")]
+        for name in [name for name in ctx.options.deferred if name.startswith("llm_usage_")]:
+            del ctx.options.deferred[name]
+            close = difflib.get_close_matches(name, ours, n=1)
+            self._reject(f"{name}: no such option" + (f" (did you mean {close[0]}?)" if close else ""))
+
     def _reject(self, message: str) -> None:
         """Refuse a bad value. While running, mitmproxy rolls the option back on
         ``OptionsError``. At start-up a script's exception would be printed as a traceback,
@@ -310,7 +346,7 @@ class Settings:
     def running(self) -> None:
         self._running = True
         warm_up_prices()  # genai-prices' data (~40,000 objects) now, not during the first call
-        if ctx.options.llm_usage_update_prices:
+        if self.switches[UPDATE_PRICES_OPTION]:
             # genai-prices' own updater: a background thread, started without waiting, so an
             # offline start is not delayed; until a fetch succeeds the bundled prices stay in use,
             # and a row priced with fetched ones says so in its cost_source.
