@@ -5,6 +5,9 @@ that answers no one without the proxy's secret."""
 from __future__ import annotations
 
 import json
+import socket
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import pytest
 
 from llm_usage.commands import main
 from llm_usage.web.exports import SECRET_HEADER, ExportServer
-from llm_usage.web.queries import REQUEST_COLUMNS
+from llm_usage.web.queries import EXPORT_PAGE, REQUEST_COLUMNS
 from tests.support.gen_db import generate
 from tests.support.harness import Proxy
 
@@ -60,6 +63,28 @@ def test_export_over_http_is_the_commands_output_streamed(db_path: Path, tmp_pat
         head = httpx.head(url, headers=auth)
         assert head.status_code == 200 and head.content == b""
         assert TOKEN not in proxy.output()
+    finally:
+        proxy.stop()
+
+
+def test_a_stalled_export_does_not_keep_rows_from_being_written(tmp_path: Path) -> None:
+    """A client that stops reading mid-export: the proxy's writer still commits (pages are
+    read one short transaction at a time)."""
+    path = tmp_path / "big.db"
+    generate(path, rows=3 * EXPORT_PAGE, seed=5)
+    proxy = Proxy(tmp_path, [], db_path=path)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.sendall(b"GET /stats/export?format=jsonl HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert raw.recv(1024).startswith(b"HTTP/1.1 200")
+            time.sleep(1.0)  # the export server is now blocked writing to us, mid-export
+            writer = sqlite3.connect(path, timeout=0.5)
+            with writer:
+                writer.execute(
+                    "INSERT INTO requests (timestamp, provider, model) VALUES (?, 'openai', 'm')", [time.time()]
+                )
+            writer.close()
     finally:
         proxy.stop()
 

@@ -3,11 +3,14 @@ of a running proxy on the same database, in every view."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import pytest
 
 from llm_usage.commands import main
 from llm_usage.commands.report import usd
+from llm_usage.store.schema import open_database
 from tests.support.gen_db import generate
 from tests.support.harness import ROOT, Proxy
 
@@ -123,3 +127,47 @@ def test_defaults_bad_options_and_an_empty_window(db_path: Path, capsys: Any, mo
     assert code == 0 and re.search(r"No calls in this window", out)
     code, _, err = _run(Path(str(db_path) + ".missing"), capsys)
     assert code == 2 and "no database at" in err
+
+
+def test_hostile_names_are_text_and_a_narrow_terminal_keeps_what_matters(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    """A model or session id a client chose is shown as it is, never read as rich markup
+    (``[/]`` would crash the table); at 60 columns the least needed columns are left out."""
+    from llm_usage.commands.report import render
+
+    path = tmp_path / "hostile.db"
+    db = open_database(str(path))
+    now = datetime.now(UTC).timestamp()
+    db.table("requests").insert_all([
+        {"timestamp": now - 60, "provider": "openai", "model": name, "session_id": name, "input_tokens": 10,
+         "output_tokens": 5, "cost_usd": 0.25, "duration_ms": 900.0, "usage_status": "complete"}
+        for name in ("gpt[/]", "[bold red]boom", "[link=http://evil.example]x")
+    ])  # fmt: skip
+    db.close()
+    for view in ("models", "sessions"):
+        code, out, err = _run(path, capsys, view, "--tz", "UTC")
+        assert code == 0 and "Traceback" not in err, err
+        assert "gpt[/]" in out and "[bold red]boom" in out and "[link=http://evil.example]x" in out
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setenv("NO_COLOR", "1")
+    answer = json.loads(_run(path, capsys, "models", "--tz", "UTC", "--json")[1])
+    assert "models" not in answer and len(answer["rows"]) == 3  # the rows once
+    screen = Terminal()
+    render(answer, str(path), screen)
+    lines = screen.getvalue().splitlines()
+    assert all(len(line) <= 60 for line in lines), lines
+    assert "Cost" in screen.getvalue() and "$0.75" in screen.getvalue() and "left out" in screen.getvalue()
+    assert "\x1b[" not in screen.getvalue()
+
+
+def test_a_database_without_calls_yet(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()  # a 0-byte file: the proxy has not written yet
+    code, out, err = _run(path, capsys, "daily")
+    assert code == 0 and "No calls recorded" in out and not err

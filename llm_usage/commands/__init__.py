@@ -56,9 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = _command_in(sys.argv[1:] if argv is None else list(argv))
     for name, (module_name, about) in COMMANDS.items():
         command = commands.add_parser(name, help=about)
+        command.add_argument("--db", default=argparse.SUPPRESS, help="the SQLite file (here or before the command)")
         if name == chosen:
             module = importlib.import_module(f"{__name__}.{module_name}")
             module.arguments(command)
             command.set_defaults(run=module.run)
     args = parser.parse_args(argv)
-    return int(args.run(args, database_path(args.db)))
+    try:
+        return int(args.run(args, database_path(args.db)))
+    except BrokenPipeError:  # `... | head`: the reader had enough, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit
+        return 0

@@ -40,6 +40,8 @@ class Column:
     ``seconds`` (a length), ``ms`` (a latency), ``rate`` (per second)."""
     total: bool = False
     """Summed in the totals row."""
+    drop: int = 0
+    """On a narrow terminal, the higher the sooner this column is left out; 0: always shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +57,10 @@ class View:
 
 _TOKENS = (
     Column("Calls", "requests", total=True),
-    Column("Input", "input_tokens", total=True),
-    Column("Output", "output_tokens", total=True),
-    Column("Cache read", "cache_read_tokens", total=True),
-    Column("Cache write", "cache_write_tokens", total=True),
+    Column("Input", "input_tokens", total=True, drop=5),
+    Column("Output", "output_tokens", total=True, drop=4),
+    Column("Cache read", "cache_read_tokens", total=True, drop=8),
+    Column("Cache write", "cache_write_tokens", total=True, drop=9),
     Column("Cost", "cost_usd", "usd", total=True),
 )
 
@@ -91,8 +93,8 @@ VIEWS: dict[str, View] = {
         "coding sessions, latest first, the last 30 days", "sessions",
         lambda conn, filters, limit: queries.by_session(conn, filters, Page(limit=limit)),
         (Column("Session", "session_id", "text"), Column("Started", "first_call", "time"),
-         Column("Length", "duration_s", "seconds"), Column("Client", "client", "text"),
-         Column("Project", "project", "text"), Column("Models", "models", "text"),
+         Column("Length", "duration_s", "seconds", drop=6), Column("Client", "client", "text", drop=3),
+         Column("Project", "project", "text", drop=2), Column("Models", "models", "text", drop=7),
          *_TOKENS),
         _last_days(30),
     ),
@@ -100,8 +102,9 @@ VIEWS: dict[str, View] = {
         "per provider and model, the last 30 days", "models",
         lambda conn, filters, _limit: timing.by_model(conn, filters),
         (Column("Provider", "provider", "text"), Column("Model", "model", "text"),
-         Column("p50", "duration_p50_ms", "ms"), Column("p95", "duration_p95_ms", "ms"),
-         Column("First token p50", "ttft_p50_ms", "ms"), Column("Tokens/s", "output_tokens_per_s", "rate"),
+         Column("p50", "duration_p50_ms", "ms", drop=3), Column("p95", "duration_p95_ms", "ms", drop=6),
+         Column("First token p50", "ttft_p50_ms", "ms", drop=7),
+         Column("Tokens/s", "output_tokens_per_s", "rate", drop=2),
          *_TOKENS),
         _last_days(30),
     ),
@@ -161,6 +164,7 @@ def build(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> 
     totals = {c.field: _total(rows, c.field) for c in view.columns if c.total}
     totals["unpriced_requests"] = sum(row.get("unpriced_requests") or 0 for row in rows)
     totals["error_requests"] = sum(row.get("error_requests") or 0 for row in rows)
+    answer = {name: value for name, value in answer.items() if name != view.rows_key}  # ``rows`` has them
     return {"view": args.view, **answer, "rows": rows, "totals": totals}
 
 
@@ -208,22 +212,20 @@ def _cell(value: Any, kind: str, tz: ZoneInfo) -> str:
     return str(value)
 
 
-def render(report: dict[str, Any], db_path: str, out: Any) -> None:
-    from rich.console import Console
+def _table(report: dict[str, Any], columns: Sequence[Column], db_path: str, tz: ZoneInfo) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console(file=out, width=None if out.isatty() else 220, highlight=False)
-    view = VIEWS[report["view"]]
-    window, tz = report["window"], ZoneInfo(report["window"]["tz"])
+    window = report["window"]
     since = _cell(window["since"], "time", tz) if window["since"] else "the first call"
     until = _cell(window["until"], "time", tz) if window["until"] else "now"
     table = Table(
-        title=f"llm-usage · {report['view']} · {since} → {until} ({tz.key})",
-        caption=db_path, show_footer=bool(report["rows"]), header_style="bold", footer_style="bold",
+        title=Text(f"llm-usage · {report['view']} · {since} → {until} ({tz.key})"),
+        caption=Text(db_path), show_footer=True, header_style="bold", footer_style="bold",
     )  # fmt: skip
-    first_total = next(i for i, c in enumerate(view.columns) if c.total)
+    first_total = next(i for i, c in enumerate(columns) if c.total)
     shown = f"Total ({len(report['rows'])} of {report['total_sessions']:,})" if "total_sessions" in report else "Total"
-    for index, column in enumerate(view.columns):
+    for index, column in enumerate(columns):
         numeric = column.kind in ("count", "usd", "seconds", "ms", "rate")
         footer = _cell(report["totals"][column.field], column.kind, tz) if column.total else ""
         table.add_column(
@@ -232,20 +234,46 @@ def render(report: dict[str, Any], db_path: str, out: Any) -> None:
             overflow="fold" if column.field == "session_id" else "ellipsis",
             style="green" if column.kind == "usd" else None,
         )  # fmt: skip
-    for row in report["rows"]:
-        table.add_row(*(_cell(row.get(c.field), c.kind, tz) for c in view.columns))
+    for row in report["rows"]:  # Text: a model name or session id is shown, never read as markup
+        table.add_row(*(Text(_cell(row.get(c.field), c.kind, tz)) for c in columns))
+    return table
+
+
+def render(report: dict[str, Any], db_path: str, out: Any) -> None:
+    """The table, fitted to the terminal: on a narrow one the least needed columns go first
+    (``Column.drop``), and a note says so; a pipe gets every column."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=out, width=None if out.isatty() else 220, highlight=False,
+                      color_system=None if os.environ.get("NO_COLOR") else "auto")  # fmt: skip
+    tz = ZoneInfo(report["window"]["tz"])
     if not report["rows"]:
-        console.print(f"No calls in this window ({since} → {until}, {tz.key}) in {db_path}.")
+        window = report["window"]
+        since = _cell(window["since"], "time", tz) if window["since"] else "the first call"
+        until = _cell(window["until"], "time", tz) if window["until"] else "now"
+        console.print(Text(f"No calls in this window ({since} → {until}, {tz.key}) in {db_path}."))
         return
+    columns = list(VIEWS[report["view"]].columns)
+    table = _table(report, columns, db_path, tz)
+    left_out = []
+    unbounded = console.options.update(max_width=100_000)
+    while console.measure(table, options=unbounded).maximum > console.width and any(c.drop for c in columns):
+        least = max(columns, key=lambda c: c.drop)
+        columns.remove(least)
+        left_out.append(least.title)
+        table = _table(report, columns, db_path, tz)
     console.print(table)
     notes = []
+    if left_out:
+        notes.append(f"a narrow terminal: {', '.join(left_out)} left out (--json has every figure)")
     if report["totals"]["unpriced_requests"]:
         notes.append(f"{report['totals']['unpriced_requests']:,} call(s) unpriced (a model without a price): "
                      "not in the cost; /stats/requests?status=unpriced lists them")  # fmt: skip
     if report["totals"]["error_requests"]:
         notes.append(f"{report['totals']['error_requests']:,} call(s) failed")
     for note in notes:
-        console.print(f"[dim]{note}[/dim]")
+        console.print(Text(note, style="dim"))
 
 
 def run(args: argparse.Namespace, db_path: str) -> int:
@@ -254,6 +282,9 @@ def run(args: argparse.Namespace, db_path: str) -> int:
         return 2
     conn = open_read_only(db_path)
     try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone() is None:
+            print(f"No calls recorded in {db_path} yet.")
+            return 0
         report = build(args, conn, datetime.now(UTC))
     except ParamError as exc:
         print(f"report: --{exc}", file=sys.stderr)

@@ -187,7 +187,10 @@ class ExportServer:
                 count = WRITERS[form](iter(()), out)  # type: ignore[arg-type]
             out.close()
             logger.info("llm-usage: /stats/export sent %d row(s) as %s", count, form)
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.Error as exc:
             # Headers are gone: the only honest signal left is a cut-off transfer.
-            logger.error("llm-usage: /stats/export stopped: %s", exc)
+            logger.error("llm-usage: /stats/export stopped, the database could not be read: %s", exc)
+            handler.close_connection = True
+        except OSError:  # the client went away: its choice, not a fault
+            logger.info("llm-usage: /stats/export ended early: the client closed the connection")
             handler.close_connection = True

@@ -549,20 +549,33 @@ def _first_last(conn: sqlite3.Connection, filters: Filters, session: str) -> tup
     return first, last
 
 
+EXPORT_PAGE = 5000
+_TIMESTAMP_AT = REQUEST_COLUMNS.index("timestamp")
+
+
 def export_rows(conn: sqlite3.Connection, filters: Filters) -> Iterator[tuple[Any, ...]]:
-    """Every row in the window and filters, oldest first, as the database has it -- read as
-    it is written out (a cursor, never a list)."""
+    """Every row in the window and filters, oldest first, as the database has it -- read a
+    page at a time, each page its own short read: a slow (or stalled) reader of a long export
+    never holds the lock that would keep the proxy's writer from committing rows."""
     window = filters.window
     params: dict[str, Any] = {
         "since": OPEN_LOW if window.since is None else timestamp_key(window.since),
         "until": OPEN_HIGH if window.until is None else timestamp_key(window.until),
+        "page": EXPORT_PAGE,
     }
     where = filter_sql("r", filters, params)
     sql = (
         f"SELECT {', '.join('r.' + c for c in REQUEST_COLUMNS)} FROM requests AS r "
-        f"WHERE r.timestamp >= :since AND r.timestamp < :until{where} ORDER BY r.timestamp, r.id"
+        f"WHERE r.timestamp >= :from AND r.timestamp < :until{where} "
+        "AND (r.timestamp > :from OR r.id > :after) ORDER BY r.timestamp, r.id LIMIT :page"
     )
-    yield from conn.execute(sql, params)
+    params.update({"from": params["since"], "after": -1})
+    while True:
+        rows = conn.execute(sql, params).fetchall()
+        yield from rows
+        if len(rows) < EXPORT_PAGE:
+            return
+        params.update({"from": rows[-1][_TIMESTAMP_AT], "after": rows[-1][0]})
 
 
 def recent_requests(db: Connectable, filters: Filters, page: Page) -> dict[str, Any]:
