@@ -16,6 +16,8 @@ CAPTURE      ?= 1
 CAPTURE_PORT ?= $(or $(PROXY_CAPTURE_PORT),$(call dotenv,PROXY_CAPTURE_PORT),8081)
 CAPTURE_HOST ?= 127.0.0.1
 CAPTURE_MODE  = $(if $(filter 0,$(CAPTURE)),,--mode regular@$(CAPTURE_HOST):$(CAPTURE_PORT))
+# mitmproxy's confdir, where its CA lives: the same for `make run` and `make ca`.
+CONFDIR      ?= ~/.mitmproxy
 STAMP_RUN := $(VENV)/.installed-runtime
 STAMP_TEST:= $(VENV)/.installed-test
 
@@ -45,11 +47,11 @@ venv: $(STAMP_RUN)
 run: $(STAMP_RUN)
 	@echo "llm-usage: starting on port $(PORT) (dashboard: http://localhost:$(PORT)/dashboard)"
 	exec $(VENV)/bin/mitmdump -s addon.py --mode reverse:http://127.0.0.1:9 $(CAPTURE_MODE) \
-		--listen-host $(HOST) -p $(PORT) --set flow_detail=0 --set termlog_verbosity=warn $(ARGS)
+		--listen-host $(HOST) -p $(PORT) --set confdir=$(CONFDIR) --set flow_detail=0 --set termlog_verbosity=warn $(ARGS)
 
 # Where mitmproxy's CA is (made if absent) and the environment lines for HTTPS_PROXY capture.
 ca: $(STAMP_RUN)
-	@$(PY) -m llm_usage ca --host $(CAPTURE_HOST) --port $(CAPTURE_PORT)
+	@$(PY) -m llm_usage ca --confdir $(CONFDIR) --host $(CAPTURE_HOST) --port $(CAPTURE_PORT)
 
 # The spend per day in the terminal; any view or filter: make report ARGS="sessions --days 7"
 report: $(STAMP_RUN)

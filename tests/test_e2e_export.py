@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from mitmproxy import http, io
 
 from llm_usage.commands import main
 from llm_usage.web.exports import SECRET_HEADER, ExportServer
@@ -31,7 +32,8 @@ def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_export_over_http_is_the_commands_output_streamed(db_path: Path, tmp_path: Path, capsys: Any) -> None:
-    proxy = Proxy(tmp_path, ["--set", f"llm_usage_stats_token={TOKEN}"], db_path=db_path)
+    saved = tmp_path / "flows.mitm"
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_stats_token={TOKEN}", "-w", str(saved)], db_path=db_path)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
         url = f"{proxy.url}/stats/export"
@@ -65,6 +67,10 @@ def test_export_over_http_is_the_commands_output_streamed(db_path: Path, tmp_pat
         assert TOKEN not in proxy.output()
     finally:
         proxy.stop()
+    with saved.open("rb") as file:  # what mitmweb shows and -w keeps: never the export server's secret
+        flows = list(io.FlowReader(file).stream())
+    exports = [f for f in flows if isinstance(f, http.HTTPFlow) and f.request.path.startswith("/export")]
+    assert len(exports) == 3 and all(SECRET_HEADER not in f.request.headers for f in exports)
 
 
 def test_a_stalled_export_does_not_keep_rows_from_being_written(tmp_path: Path) -> None:

@@ -146,6 +146,14 @@ def test_any_other_host_is_tunnelled_with_its_own_certificate(capture: dict[str,
     proxy: Proxy = capture["proxy"]
     assert proxy.query("SELECT count(*) AS n FROM requests")[0]["n"] == 0
     assert "/private/path" not in proxy.output() and "secret=1" not in proxy.output()
+    # this machine's own services are not relayed to (offered to a LAN, the listener would
+    # otherwise open the loopback-only dashboard to it), by CONNECT or plain HTTP
+    for target in (f"127.0.0.1:{proxy.port}", f"localhost:{proxy.port}", f"0.0.0.0:{proxy.port}", "[::1]:22"):
+        with socket.create_connection(("127.0.0.1", capture["port"]), timeout=10) as raw:
+            raw.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+            assert raw.recv(4096).startswith(b"HTTP/1.1 403"), target
+    plain = httpx.get(f"http://localhost:{proxy.port}/stats/summary", proxy=f"http://127.0.0.1:{capture['port']}")
+    assert plain.status_code == 403 and "this machine" in plain.text
     # and a provider's host on the same listener is decrypted (mitmproxy's certificate)
     with socket.create_connection(("127.0.0.1", capture["port"]), timeout=10) as raw:
         raw.sendall(b"CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n\r\n")

@@ -12,7 +12,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import tutils
 
 from llm_usage.config.providers import Provider, load_providers
-from llm_usage.proxy.https_proxy import TunnelOtherHosts, provider_hosts, provider_path
+from llm_usage.proxy.https_proxy import TunnelOtherHosts, provider_hosts, provider_path, this_machine
 
 PROVIDERS = load_providers("", {"llm_usage_ollama_base_url": "http://localhost:11434"})
 GATEWAY = Provider("gateway", "https://gateway.example/team", "openai", "https", "gateway.example", 443, "/team")
@@ -47,6 +47,16 @@ def _request(url: str) -> Any:
 )  # fmt: skip
 def test_a_request_belongs_to_the_provider_at_its_host(url: str, target: str | None) -> None:
     assert provider_path(HOSTS, _request(url)) == target
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [("localhost", True), ("LOCALHOST.", True), ("app.localhost", True), ("127.0.0.1", True), ("127.8.9.1", True),
+     ("0.0.0.0", True), ("::1", True), ("[::]", True), ("::ffff:127.0.0.1", True), ("10.0.0.5", False),
+     ("example.com", False), ("localhost.example.com", False)],
+)  # fmt: skip
+def test_this_machines_own_addresses(host: str, local: bool) -> None:
+    assert this_machine(host) is local
 
 
 def _decide(mode: str, address: tuple[str, int] | None) -> Any:

@@ -178,6 +178,8 @@ def test_an_endpoint_is_a_base_url(value: str, base: str) -> None:
         ("http://collector:port", "not a URL"),
         ("https://user:s3cretpw@collector:4318", "no credentials in the URL"),
         ("http://collector:4318/?token=s3cretpw", "no query or fragment"),
+        ("http://collector:4318/v1/metrics", "without /v1/metrics or /v1/traces"),
+        ("https://collector.example/otlp/v1/traces/", "without /v1/metrics or /v1/traces"),
     ],
 )
 def test_a_bad_endpoint_is_refused_without_repeating_it(value: str, says: str) -> None:

@@ -120,6 +120,19 @@ def test_the_histograms_follow_deletes_and_updates(tmp_path: Path) -> None:
         assert exact / WIDTH - 0.1 <= row["duration_p95_ms"] <= exact * WIDTH + 0.1  # type: ignore[operator]
 
 
+def test_values_that_are_no_duration_are_left_out(tmp_path: Path) -> None:
+    """Rows a person wrote by hand (text, a negative or infinite time): inserts still work, and
+    the percentiles are those of the real durations."""
+    db = open_database(tmp_path / "odd.db")
+    good = [{"timestamp": NOW.timestamp() - i, "provider": "openai", "model": "m", "duration_ms": 1000.0 + i,
+             "usage_status": "complete"} for i in range(20)]  # fmt: skip
+    odd = [{**good[0], "duration_ms": value} for value in ("abc", -5.0, b"\x00", None)]
+    db.table("requests").insert_all(good + odd)
+    db.conn.commit()
+    row = timing.by_model(db.conn, parse_filters({}, NOW))["models"][0]
+    assert 1000 / WIDTH <= row["duration_p50_ms"] <= 1020 * WIDTH and 1000 <= row["duration_p95_ms"] <= 1020 * WIDTH
+
+
 def test_quantiles_from_counts() -> None:
     assert timing.quantile({}, 0.5) is None
     assert timing.quantile({0: 4}, 0.5) == pytest.approx(0.5)  # under 1 ms: [0, 1)

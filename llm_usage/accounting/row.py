@@ -76,7 +76,8 @@ def _money(value: Decimal | None) -> float | None:
 
 
 def _ms(start: float, end: float) -> float:
-    return round((end - start) * 1000, 3)
+    """Milliseconds between two wall-clock times; never below 0 (the clock can be set back mid-call)."""
+    return max(0.0, round((end - start) * 1000, 3))
 
 
 NO_USAGE_ENDPOINTS = re.compile(r"/count_tokens$|:countTokens$|/models(?:/[^/:]+)?$")

@@ -65,7 +65,8 @@ def lines(cert: Path, bundle: Path, proxy: str) -> list[str]:
 def run(args: argparse.Namespace, db_path: str) -> int:
     confdir = Path(os.path.expanduser(args.confdir))
     cert, bundle, made = ensure_ca(confdir)
-    proxy = f"http://{args.host}:{args.port}"
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # where a tool on this machine reaches it
+    proxy = f"http://{host}:{args.port}"
     print(f"# mitmproxy's CA: {cert} ({'made now' if made else 'already there'}); with the public roots: {bundle}")
     print("# Paste into the shell (or a tool's env) that should go through the proxy; nothing is installed")
     print("# system-wide.")

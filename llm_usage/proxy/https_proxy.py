@@ -19,6 +19,7 @@ nothing of it is decrypted, shown, logged or stored.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 
 from mitmproxy import http
@@ -59,6 +60,33 @@ def provider_path(hosts: ProviderHosts, request: http.Request) -> str | None:
             continue
         return f"/{provider.slug}{path[len(base) :] or '/'}{sep}{query}"
     return None
+
+
+def this_machine(host: str) -> bool:
+    """Whether ``host`` names this machine itself (``localhost``, a loopback or unspecified
+    address): the listener never relays to it unless it is a provider's (Ollama) -- offered
+    to a LAN (``CAPTURE_HOST=0.0.0.0``), it would otherwise hand the network this machine's
+    loopback-only services, the dashboard among them."""
+    name = host.lower().rstrip(".").strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def refusal(flow: http.HTTPFlow, hosts: ProviderHosts) -> http.Response | None:
+    """The listener's answer to a CONNECT or plain request for this machine's own services
+    (``this_machine``), or None to let it pass."""
+    request = flow.request
+    if (request.host.lower().rstrip("."), request.port) in hosts or not this_machine(request.host):
+        return None
+    return http.Response.make(
+        403, b"llm-usage: the HTTPS_PROXY listener does not relay to this machine's own services\n",
+        {"content-type": "text/plain; charset=utf-8"},
+    )  # fmt: skip
 
 
 class TunnelOtherHosts:

@@ -220,6 +220,9 @@ class Settings:
                          f"{exc}")  # fmt: skip
             return
         self._otlp_endpoint = endpoint
+        if not endpoint and self.switches[OTLP_SPANS_OPTION]:
+            logger.warning("llm-usage: %s is on but %s is empty: nothing is exported", OTLP_SPANS_OPTION,
+                           OTLP_ENDPOINT_OPTION)  # fmt: skip
         current = self.otlp
         if not self._running or (current is not None and (current.endpoint, current.spans) == self._otlp_wanted()):
             return  # e.g. mitmproxy rolling back another option: the exporter stays as it is

@@ -133,7 +133,7 @@ def _bucket(column: str) -> tuple[str, str]:
 
 def _timing(table: str, column: str, where: str) -> Rollup:
     keys = {"day": _DAY, "provider": _text("provider"), "model": _text("model"), "bucket": _bucket(column)}
-    counted = f"{TIMED} AND R.{column} IS NOT NULL AND {where}"
+    counted = f"{TIMED} AND typeof(R.{column}) IN ('real', 'integer') AND R.{column} >= 0 AND {where}"
     return Rollup(table, keys, where=counted, sums={"calls": ("INTEGER", "1")})
 
 

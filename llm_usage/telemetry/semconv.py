@@ -92,6 +92,8 @@ def parse_endpoint(value: str) -> str:
         raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:4318")
     if url.query or url.fragment:
         raise ValueError("a base URL has no query or fragment (/v1/metrics and /v1/traces are appended to it)")
+    if re.search(r"/v1/(metrics|traces|logs)/?$", url.path):
+        raise ValueError("give the collector's base URL, without /v1/metrics or /v1/traces: both are appended")
     return urlunsplit((url.scheme, url.netloc, url.path.rstrip("/"), "", ""))
 
 

@@ -179,9 +179,11 @@ class WebUI:
         return self._respond(flow, path, query)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        """An export's rows pass through as they come, never held whole."""
+        """An export's rows pass through as they come, never held whole; the export server's
+        secret, sent, leaves the flow (mitmweb and saved flows keep what a flow holds)."""
         if flow.response is not None and flow.metadata.get(EXPORT_KEY):
             flow.response.stream = True
+            flow.request.headers.pop(SECRET_HEADER, None)
 
     async def _respond(self, flow: http.HTTPFlow, path: str, query: str) -> None:
         try:
