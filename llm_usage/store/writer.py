@@ -217,8 +217,8 @@ class RowWriter:
                     self.failures += 1
                     self.problem = f"rows cannot be written: {exc}"
                     logger.error(
-                        "llm-usage: could not write %d row(s) to %s: %s (will retry; traffic is unaffected)",
-                        len(pending),
+                        "llm-usage: could not write %s to %s: %s (will retry; traffic is unaffected)",
+                        f"{len(pending)} row(s)" if pending else "the rows set aside",
                         self.path,
                         exc,
                     )
