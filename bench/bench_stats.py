@@ -59,6 +59,10 @@ ENDPOINTS = [
     "/stats/summary?days=30&key=key-3fa9c1d2",
     "/stats/requests?days=30&session=FIRST_SESSION",
     "/stats/timeseries?days=30&project=blog",
+    "/stats/by-model?days=30&project=webshop",
+    "/stats/timeseries?days=365&bucket=week&tz=Europe/Berlin",
+    "/stats/timeseries?bucket=month&tz=Europe/Berlin",
+    "/metrics",
     "/healthz",
 ]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -129,7 +133,8 @@ def main() -> None:
         proc, port = start_proxy(args.db.resolve(), workdir)
         url = f"http://127.0.0.1:{port}"
         try:
-            with sqlite3.connect(f"file:{args.db.resolve()}?mode=ro", uri=True) as conn:
+            # timeout: a proxy that finds the rollups built by an older release rebuilds them first
+            with sqlite3.connect(f"file:{args.db.resolve()}?mode=ro", uri=True, timeout=300) as conn:
                 rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
                 latest = "SELECT session_id FROM requests WHERE session_id IS NOT NULL ORDER BY timestamp DESC LIMIT 1"
                 session = (conn.execute(latest).fetchone() or ("none",))[0]
