@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from .params import Filters
+from .past_cache import database_state
 from .queries import aggregate
 
 LABELS = ("provider", "model", "client", "project")
@@ -98,10 +99,7 @@ class _Kept:
         self.entry: tuple[tuple[Any, ...], bytes] | None = None
 
     def counters(self, conn: sqlite3.Connection) -> bytes:
-        database = conn.execute("PRAGMA database_list").fetchone()[2]
-        newest = conn.execute("SELECT coalesce(max(rowid), 0) FROM requests").fetchone()[0]
-        revision = conn.execute("SELECT coalesce(max(n), 0) FROM requests_revision").fetchone()[0]
-        state = (database, newest, revision)
+        state = database_state(conn)
         with self.lock:
             if self.entry is not None and self.entry[0] == state:
                 return self.entry[1]

@@ -34,6 +34,15 @@ def today_start(now: float | None = None) -> int:
     return int((time.time() if now is None else now) // DAY * DAY)
 
 
+def database_state(conn: Any) -> tuple[str, int, int]:
+    """Which database, its newest row and how often its past was changed (deletes, updates,
+    rebuilds: ``requests_revision``): equal states, equal rows."""
+    database = conn.execute("PRAGMA database_list").fetchone()[2]
+    newest = conn.execute("SELECT coalesce(max(rowid), 0) FROM requests").fetchone()[0]
+    revision = conn.execute("SELECT coalesce(max(n), 0) FROM requests_revision").fetchone()[0]
+    return database, newest, revision
+
+
 class PastCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -43,10 +52,8 @@ class PastCache:
     def rows(self, conn: Any, key: tuple[Any, ...], frozen_end: int, compute: Callable[[], Rows]) -> Rows:
         """``compute()``'s rows for ``key`` (a query over hours before ``frozen_end`` only),
         from the cache while the past it read is unchanged."""
-        database = conn.execute("PRAGMA database_list").fetchone()[2]
+        database, newest, revision = database_state(conn)
         key = (database, frozen_end, *key)
-        newest = conn.execute("SELECT coalesce(max(rowid), 0) FROM requests").fetchone()[0]
-        revision = conn.execute("SELECT coalesce(max(n), 0) FROM requests_revision").fetchone()[0]
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
