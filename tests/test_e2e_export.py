@@ -33,7 +33,10 @@ def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_export_over_http_is_the_commands_output_streamed(db_path: Path, tmp_path: Path, capsys: Any) -> None:
     saved = tmp_path / "flows.mitm"
-    proxy = Proxy(tmp_path, ["--set", f"llm_usage_stats_token={TOKEN}", "-w", str(saved)], db_path=db_path)
+    labels = tmp_path / "keys.yaml"
+    labels.write_text("alice: key-5c0ffee1\n")
+    proxy = Proxy(tmp_path, ["--set", f"llm_usage_stats_token={TOKEN}", "-w", str(saved),
+                             "--set", f"llm_usage_key_labels={labels}"], db_path=db_path)  # fmt: skip
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
         url = f"{proxy.url}/stats/export"
@@ -62,6 +65,10 @@ def test_export_over_http_is_the_commands_output_streamed(db_path: Path, tmp_pat
                 )
             else:
                 assert body.startswith(",".join(REQUEST_COLUMNS).encode() + b"\r\n") and body.count(b"\r\n") == 3001
+        by_label = httpx.get(url, params={"format": "jsonl", "key": "alice", "days": "3660"}, headers=auth, timeout=60)
+        assert by_label.status_code == 200, by_label.text  # a key by its label, as in the other endpoints
+        keys = {json.loads(line)["key_id"] for line in by_label.text.splitlines()}
+        assert keys == {"key-5c0ffee1"}
         head = httpx.head(url, headers=auth)
         assert head.status_code == 200 and head.content == b""
         assert TOKEN not in proxy.output()
@@ -70,7 +77,7 @@ def test_export_over_http_is_the_commands_output_streamed(db_path: Path, tmp_pat
     with saved.open("rb") as file:  # what mitmweb shows and -w keeps: never the export server's secret
         flows = list(io.FlowReader(file).stream())
     exports = [f for f in flows if isinstance(f, http.HTTPFlow) and f.request.path.startswith("/export")]
-    assert len(exports) == 3 and all(SECRET_HEADER not in f.request.headers for f in exports)
+    assert len(exports) == 4 and all(SECRET_HEADER not in f.request.headers for f in exports)
 
 
 def test_a_stalled_export_does_not_keep_rows_from_being_written(tmp_path: Path) -> None:

@@ -16,7 +16,16 @@ from typing import Any
 
 from . import queries, timing
 from .exports import EXPORT_PARAMS
-from .params import FILTER_PARAMS, PAGE_PARAMS, SERIES_PARAMS, Filters, parse_filters, parse_page, parse_series
+from .params import (
+    FILTER_PARAMS,
+    PAGE_PARAMS,
+    SERIES_PARAMS,
+    Filters,
+    key_by_label,
+    parse_filters,
+    parse_page,
+    parse_series,
+)
 
 Query = Callable[[sqlite3.Connection], dict[str, Any]]
 
@@ -50,10 +59,7 @@ class Endpoint:
 
 def _filters(values: dict[str, str], now: datetime, context: Context, default_days: int | None = None) -> Filters:
     """The filters; ``key`` may name a key by its label as well as by its fingerprint."""
-    if "key" in values:
-        by_label = {label: key_id for key_id, label in context.key_labels.items()}
-        values = {**values, "key": by_label.get(values["key"], values["key"])}
-    return parse_filters(values, now, default_days)
+    return parse_filters(key_by_label(values, context.key_labels), now, default_days)
 
 
 def _grouped(view: Callable[[sqlite3.Connection, Filters], dict[str, Any]]) -> Callable[..., Query]:

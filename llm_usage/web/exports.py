@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .params import FILTER_PARAMS, Filters, ParamError, parse_filters, single_values
+from .params import FILTER_PARAMS, Filters, ParamError, key_by_label, parse_filters, single_values
 from .queries import REQUEST_COLUMNS, export_rows
 from .reader import open_read_only
 
@@ -72,14 +72,17 @@ def write_jsonl(rows: Iterator[tuple[Any, ...]], out: IO[str]) -> int:
 WRITERS = {"csv": write_csv, "jsonl": write_jsonl}
 
 
-def parse_export(pairs: list[tuple[str, str]], now: datetime) -> tuple[str, dict[str, str]]:
-    """``/stats/export``'s format and filter values, validated (``ParamError`` names the bad one)."""
+def parse_export(
+    pairs: list[tuple[str, str]], now: datetime, key_labels: dict[str, str] | None = None
+) -> tuple[str, dict[str, str], Filters]:
+    """``/stats/export``'s format, its filter values (a key's label made its fingerprint) and
+    the filters they make; ``ParamError`` names a bad one."""
     values = single_values(pairs, EXPORT_PARAMS)
     form = values.pop("format", "csv")
     if form not in FORMATS:
         raise ParamError(f"format: must be csv or jsonl, not {form[:40]!r}")
-    parse_filters(values, now)
-    return form, values
+    values = key_by_label(values, key_labels or {})
+    return form, values, parse_filters(values, now)
 
 
 class _Chunked:
@@ -157,8 +160,7 @@ class ExportServer:
             handler.send_error(403)
             return
         try:
-            form, values = parse_export(parse_qsl(urlsplit(handler.path).query), datetime.now(UTC))
-            filters: Filters = parse_filters(values, datetime.now(UTC))
+            form, _, filters = parse_export(parse_qsl(urlsplit(handler.path).query), datetime.now(UTC))
         except ParamError as exc:  # checked before: only a bug gets here
             handler.send_error(400, str(exc))
             return

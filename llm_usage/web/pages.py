@@ -267,12 +267,9 @@ class WebUI:
         """``/stats/export``: checked here (a 400 names a bad parameter), then sent on to the
         loopback export server with only its secret, and streamed back (``exports.py``)."""
         try:
-            form, values = parse_export(pairs, datetime.now(UTC))
+            form, values, _ = parse_export(pairs, datetime.now(UTC), self.key_labels())
         except ParamError as exc:
             return json_reply(400, {"error": str(exc)})
-        if "key" in values:  # a key by its label, as in the other endpoints
-            by_label = {label: key_id for key_id, label in self.key_labels().items()}
-            values["key"] = by_label.get(values["key"], values["key"])
         host, port = self.exports.address
         secret = self.exports.secret.encode()
         request = flow.request

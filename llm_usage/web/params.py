@@ -182,6 +182,15 @@ _SESSION = re.compile(r"[\x21-\x7e]{1,128}")
 _KEY = re.compile(r"key-[0-9a-f]{8}")
 
 
+def key_by_label(values: dict[str, str], labels: dict[str, str]) -> dict[str, str]:
+    """``values`` with a ``key`` given by its label (``llm_usage_key_labels``: fingerprint ->
+    label) turned into that key's fingerprint; a fingerprint stays as it is."""
+    if "key" not in values:
+        return values
+    by_label = {label: key_id for key_id, label in labels.items()}
+    return {**values, "key": by_label.get(values["key"], values["key"])}
+
+
 def parse_filters(values: dict[str, str], now: datetime, default_days: int | None = None) -> Filters:
     def text(name: str) -> str | None:
         return parse_text(name, values[name]) if name in values else None
