@@ -18,28 +18,28 @@ from pathlib import Path
 from typing import Any
 
 from ..web.exports import WRITERS
-from ..web.params import FILTER_PARAMS, Filters, ParamError, parse_filters
+from ..web.params import Filters, ParamError, parse_filters
 from ..web.queries import export_rows
+from ..web.reader import open_read_only
+from .options import add_filters, filter_values
 
 
 def arguments(command: Any) -> None:
     command.add_argument("--format", choices=tuple(WRITERS), default="csv")
     command.add_argument("-o", "--output", help="a file to write (default: standard output)")
-    for name in sorted(FILTER_PARAMS):
-        command.add_argument(f"--{name}", help=f"as the stats API's {name}")
+    add_filters(command)
 
 
 def run(args: argparse.Namespace, db_path: str) -> int:
-    values = {name: getattr(args, name) for name in FILTER_PARAMS if getattr(args, name) is not None}
     try:
-        filters: Filters = parse_filters(values, datetime.now(UTC))
+        filters: Filters = parse_filters(filter_values(args), datetime.now(UTC))
     except ParamError as exc:
         print(f"export: --{exc}", file=sys.stderr)
         return 2
     if not Path(db_path).is_file():
         print(f"export: no database at {db_path} (give --db)", file=sys.stderr)
         return 2
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    conn = open_read_only(db_path)
     out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
     try:
         count = WRITERS[args.format](export_rows(conn, filters), out)

@@ -25,8 +25,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..web import queries, timing
-from ..web.params import FILTER_PARAMS, Filters, Page, ParamError, Series, parse_filters, parse_tz
+from ..web.params import Filters, Page, ParamError, Series, parse_filters, parse_tz
 from ..web.reader import open_read_only
+from .options import add_filters, filter_values
 
 Query = Callable[[sqlite3.Connection, Filters, int], dict[str, Any]]
 
@@ -120,8 +121,7 @@ VIEWS: dict[str, View] = {
 def arguments(command: Any) -> None:
     command.add_argument("view", nargs="?", default="daily", choices=list(VIEWS),
                          help="; ".join(f"{name}: {view.about}" for name, view in VIEWS.items()))  # fmt: skip
-    for name in sorted(FILTER_PARAMS - {"tz"}):
-        command.add_argument(f"--{name}", help=f"as the stats API's {name}")
+    add_filters(command, but=frozenset({"tz"}))
     command.add_argument("--tz", help="IANA time zone of the periods (default: this machine's)")
     command.add_argument("--all", action="store_true", help="the whole history (no default window)")
     command.add_argument("--limit", type=int, default=20, help="sessions listed (default 20, at most 500)")
@@ -149,7 +149,7 @@ def local_zone() -> str:
 def build(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
     """The view's answer (as the stats API gives it) and its totals row; ``ParamError`` on bad options."""
     view = VIEWS[args.view]
-    values = {name: str(getattr(args, name)) for name in FILTER_PARAMS if getattr(args, name, None) is not None}
+    values = filter_values(args)
     values.setdefault("tz", local_zone())
     tz = parse_tz(values["tz"])
     if not args.all and not {"days", "since", "until"} & values.keys():
