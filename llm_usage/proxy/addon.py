@@ -24,7 +24,7 @@ from ..accounting.record import CallRecord
 from ..accounting.row import Row
 from ..web.pages import WebUI
 from .capture import Capture
-from .https_proxy import TunnelOtherHosts, on_reverse_listener, refusal
+from .https_proxy import TunnelOtherHosts, on_reverse_listener, own_services_refusal
 from .limits import RateLimitBoard
 from .routing import RoutedCall, Router, budget_message
 from .settings import Settings
@@ -118,7 +118,7 @@ class LlmUsage:
             if reply is not None or flow.response is not None:
                 return reply
         else:
-            refused = refusal(flow, self.settings.provider_hosts)
+            refused = own_services_refusal(flow, self.settings.provider_hosts)
             if refused is not None:
                 flow.response = refused
                 return None
@@ -135,7 +135,7 @@ class LlmUsage:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """A CONNECT on the HTTPS_PROXY listener to this machine's own services is refused."""
         if not on_reverse_listener(flow):
-            flow.response = refusal(flow, self.settings.provider_hosts)
+            flow.response = own_services_refusal(flow, self.settings.provider_hosts)
 
     def submit(self, record: CallRecord, flow: http.HTTPFlow) -> None:
         """Hand a finished call to the writer, which builds its row (prices as of now)."""

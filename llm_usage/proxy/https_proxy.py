@@ -77,7 +77,7 @@ def this_machine(host: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
-def refusal(flow: http.HTTPFlow, hosts: ProviderHosts) -> http.Response | None:
+def own_services_refusal(flow: http.HTTPFlow, hosts: ProviderHosts) -> http.Response | None:
     """The listener's answer to a CONNECT or plain request for this machine's own services
     (``this_machine``), or None to let it pass."""
     request = flow.request
